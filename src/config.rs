@@ -1,0 +1,816 @@
+//! `herald.toml`: parsing, defaults, validation and `HERALD_*` environment overrides.
+//!
+//! Parsing is separate from reading the file (`Config::parse`), every section has
+//! `deny_unknown_fields`, and every value that needs checking is a newtype whose
+//! `Deserialize` refuses bad input, so the error carries the key's line.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chrono_tz::Tz;
+use serde::{Deserialize, Deserializer, Serialize};
+use url::Url;
+
+/// Environment variables that are not configuration overrides.
+const NOT_OVERRIDES: &[&str] = &[
+    "HERALD_SITE",
+    "HERALD_SMTP_URL",
+    "HERALD_SECRET",
+    "HERALD_ADMIN_TOKEN",
+    "HERALD_LOG",
+];
+
+/// The whole of `herald.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub site: SiteConfig,
+    #[serde(default)]
+    pub feeds: FeedsConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub mail: MailConfig,
+    #[serde(default)]
+    pub subscribe: SubscribeConfig,
+    #[serde(default, rename = "newsletter")]
+    pub newsletters: Vec<NewsletterConfig>,
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+/// `[site]`: who publishes, where, in which language and time zone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    pub title: NonEmpty,
+    /// Plain text; defaults to the title (RSS requires a channel description).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The public address of the publication; feeds, article URLs and emailed links hang off it.
+    pub base_url: BaseUrl,
+    #[serde(default = "default_language")]
+    pub language: String,
+    /// IANA zone for dates written without an offset.
+    #[serde(default)]
+    pub timezone: Zone,
+    /// The publication's author; defaults to the site title with no email.
+    #[serde(default)]
+    pub author: Option<Person>,
+}
+
+/// A person as configured: `{ name = "…", email = "…" }`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Person {
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// `[feeds]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedsConfig {
+    /// Newest entries per feed.
+    pub items: ItemCount,
+    pub formats: Vec<FeedFormat>,
+    /// One set of feeds per tag under `feeds/tags/<tag-slug>/`.
+    pub per_tag: bool,
+    /// A WebSub hub to advertise and ping after each change.
+    pub websub_hub: Option<AbsoluteUrl>,
+}
+
+impl Default for FeedsConfig {
+    fn default() -> Self {
+        FeedsConfig {
+            items: ItemCount(50),
+            formats: vec![FeedFormat::Rss, FeedFormat::Atom, FeedFormat::Json],
+            per_tag: true,
+            websub_hub: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedFormat {
+    Rss,
+    Atom,
+    Json,
+}
+
+impl FeedFormat {
+    pub const ALL: [FeedFormat; 3] = [FeedFormat::Rss, FeedFormat::Atom, FeedFormat::Json];
+
+    pub fn file_name(self) -> &'static str {
+        match self {
+            FeedFormat::Rss => "rss.xml",
+            FeedFormat::Atom => "atom.xml",
+            FeedFormat::Json => "feed.json",
+        }
+    }
+
+    pub fn media_type(self) -> &'static str {
+        match self {
+            FeedFormat::Rss => "application/rss+xml; charset=utf-8",
+            FeedFormat::Atom => "application/atom+xml; charset=utf-8",
+            FeedFormat::Json => "application/feed+json; charset=utf-8",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            FeedFormat::Rss => "RSS",
+            FeedFormat::Atom => "Atom",
+            FeedFormat::Json => "JSON Feed",
+        }
+    }
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub bind: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            bind: "127.0.0.1:8080".into(),
+        }
+    }
+}
+
+/// `[mail]`: how mail leaves herald.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// `Name <address>`; defaults to the site author's email, else `newsletter@<domain>`.
+    pub from: Option<String>,
+    pub reply_to: Option<String>,
+    /// `file` (default: `.eml` files in `outbox/`), `smtp://host:port?tls=required` or
+    /// `smtps://host:port`. Credentials only through `HERALD_SMTP_URL`.
+    pub transport: String,
+    /// Envelope sender (Return-Path) for bounces; defaults to `from`.
+    pub envelope_from: Option<String>,
+    /// A mailto address offered in `List-Unsubscribe` beside the HTTPS link.
+    pub unsubscribe_mailto: Option<String>,
+    pub rate_per_second: f64,
+    pub connections: usize,
+    /// Every SMTP exchange (connect, send) is cut off after this long.
+    pub timeout: HumanDuration,
+    /// A deferred message is retried until it is this old, then it fails.
+    pub max_age: HumanDuration,
+    pub dkim: Option<DkimConfig>,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            from: None,
+            reply_to: None,
+            transport: "file".into(),
+            envelope_from: None,
+            unsubscribe_mailto: None,
+            rate_per_second: 50.0,
+            connections: 4,
+            timeout: HumanDuration(Duration::from_secs(60)),
+            max_age: HumanDuration(Duration::from_secs(3 * 24 * 3600)),
+            dkim: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimConfig {
+    pub domain: String,
+    pub selector: String,
+    /// A PKCS#1 or PKCS#8 PEM RSA-2048 private key, relative to the publication folder.
+    pub key_file: PathBuf,
+}
+
+/// `[subscribe]`: the sign-up form's limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubscribeConfig {
+    /// Confirmation emails per address per 24 hours.
+    pub confirmations_per_day: u32,
+    /// Sign-up requests per client address per minute.
+    pub requests_per_minute: u32,
+    /// How long a confirmation link stays valid.
+    pub confirm_expiry: HumanDuration,
+}
+
+impl Default for SubscribeConfig {
+    fn default() -> Self {
+        SubscribeConfig {
+            confirmations_per_day: 3,
+            requests_per_minute: 10,
+            confirm_expiry: HumanDuration(Duration::from_secs(7 * 24 * 3600)),
+        }
+    }
+}
+
+/// `[[newsletter]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewsletterConfig {
+    pub id: Ident,
+    pub title: NonEmpty,
+    /// 5-field crontab or 6-field with seconds.
+    pub schedule: String,
+    /// Defaults to the site's time zone.
+    #[serde(default)]
+    pub timezone: Option<Zone>,
+    /// Only articles with one of these tags; empty means every article.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Template base name in `templates/` (`<template>.html.hbs`, `<template>.txt.hbs`).
+    #[serde(default)]
+    pub template: Option<String>,
+    /// Handlebars template for the Subject line (not HTML-escaped).
+    #[serde(default = "default_subject")]
+    pub subject: String,
+    #[serde(default = "yes")]
+    pub skip_empty: bool,
+    /// A fire time missed while herald was down is sent at start-up if it is less late than this.
+    #[serde(default = "default_max_lateness")]
+    pub max_lateness: HumanDuration,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub url: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: "sqlite://subscribers/herald.db".into(),
+        }
+    }
+}
+
+fn default_language() -> String {
+    "en".into()
+}
+fn default_subject() -> String {
+    "{{newsletter.title}}: {{issue.title}}".into()
+}
+fn default_max_lateness() -> HumanDuration {
+    HumanDuration(Duration::from_secs(6 * 3600))
+}
+fn yes() -> bool {
+    true
+}
+
+// ---- validated values -------------------------------------------------------------------
+
+/// A string that must not be blank.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonEmpty(pub String);
+
+impl<'de> Deserialize<'de> for NonEmpty {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim().is_empty() {
+            return Err(serde::de::Error::custom("must not be empty"));
+        }
+        Ok(NonEmpty(s.trim().to_string()))
+    }
+}
+
+impl std::ops::Deref for NonEmpty {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A newsletter id: lower-case letters, digits, `-` and `_` (it appears in URLs and List-Id).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Ident(pub String);
+
+impl<'de> Deserialize<'de> for Ident {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !ok {
+            return Err(serde::de::Error::custom(format!(
+                "{s:?} is not a valid id: use 1 to 64 lower-case letters, digits, '-' or '_'"
+            )));
+        }
+        Ok(Ident(s))
+    }
+}
+
+impl std::ops::Deref for Ident {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An absolute http(s) URL ending in `/`, under which the publication lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl(pub Url);
+
+impl<'de> Deserialize<'de> for BaseUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let mut url = parse_http_url(&s).map_err(serde::de::Error::custom)?;
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(serde::de::Error::custom(
+                "base_url must not have a query or fragment",
+            ));
+        }
+        if !url.path().ends_with('/') {
+            let path = format!("{}/", url.path());
+            url.set_path(&path);
+        }
+        Ok(BaseUrl(url))
+    }
+}
+
+/// Any absolute http(s) URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbsoluteUrl(pub Url);
+
+impl<'de> Deserialize<'de> for AbsoluteUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_http_url(&s)
+            .map(AbsoluteUrl)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+fn parse_http_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s).map_err(|e| format!("{s:?} is not an absolute URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!(
+            "{s:?} must be an http:// or https:// URL with a host"
+        ));
+    }
+    Ok(url)
+}
+
+/// An IANA time zone name such as `Europe/Berlin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Zone(pub Tz);
+
+impl<'de> Deserialize<'de> for Zone {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse::<Tz>().map(Zone).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "{s:?} is not an IANA time zone name (such as \"UTC\" or \"Europe/Berlin\")"
+            ))
+        })
+    }
+}
+
+/// Between 1 and 1000 feed entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemCount(pub usize);
+
+impl<'de> Deserialize<'de> for ItemCount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        if !(1..=1000).contains(&n) {
+            return Err(serde::de::Error::custom(format!(
+                "{n} is out of range: feeds hold 1 to 1000 items"
+            )));
+        }
+        Ok(ItemCount(n as usize))
+    }
+}
+
+/// A duration written like `90s`, `15m`, `6h`, `3d` (or a bare number of seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl HumanDuration {
+    pub fn parse(s: &str) -> Result<Duration, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: u64 = num.parse().map_err(|_| {
+            format!("{s:?} is not a duration such as \"90s\", \"15m\", \"6h\" or \"3d\"")
+        })?;
+        let secs = match unit.trim() {
+            "" | "s" => n,
+            "m" => n * 60,
+            "h" => n * 3600,
+            "d" => n * 86400,
+            other => {
+                return Err(format!("unknown unit {other:?} in {s:?}: use s, m, h or d"));
+            }
+        };
+        Ok(Duration::from_secs(secs))
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Secs(n) => Ok(HumanDuration(Duration::from_secs(n))),
+            Raw::Text(s) => HumanDuration::parse(&s)
+                .map(HumanDuration)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0.as_secs();
+        match s {
+            s if s % 86400 == 0 && s > 0 => write!(f, "{}d", s / 86400),
+            s if s % 3600 == 0 && s > 0 => write!(f, "{}h", s / 3600),
+            s if s % 60 == 0 && s > 0 => write!(f, "{}m", s / 60),
+            s => write!(f, "{s}s"),
+        }
+    }
+}
+
+// ---- loading -----------------------------------------------------------------------------
+
+/// A configuration error that points at a line of `herald.toml` or at an environment variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Parses `text` (the contents of `file`, used only for messages), then applies the
+    /// `HERALD_*` overrides found in `env`.
+    pub fn parse(
+        text: &str,
+        file: &Path,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
+        let overrides = env_overrides(env)?;
+        if overrides.is_empty() {
+            config.validate(file, text)?;
+            return Ok(config);
+        }
+        // Overrides: merge into the parsed table and deserialize again; errors now name the
+        // variable, since the file was already known to be good.
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
+        for (var, section, key, value) in &overrides {
+            let entry = table
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let Some(section_table) = entry.as_table_mut() else {
+                return Err(ConfigError(format!(
+                    "{var}: [{section}] is not a table in {}",
+                    file.display()
+                )));
+            };
+            section_table.insert(key.clone(), value.clone());
+        }
+        let merged = toml::to_string(&table).expect("a parsed table serializes");
+        let config: Config = toml::from_str(&merged).map_err(|e| {
+            let names: Vec<&str> = overrides.iter().map(|o| o.0.as_str()).collect();
+            ConfigError(format!(
+                "environment override ({}): {}",
+                names.join(", "),
+                e.message()
+            ))
+        })?;
+        config.validate(file, text)?;
+        Ok(config)
+    }
+
+    /// Reads `<site>/herald.toml` and the process environment.
+    pub fn load(site_dir: &Path) -> Result<Config, ConfigError> {
+        let file = site_dir.join("herald.toml");
+        let text = std::fs::read_to_string(&file).map_err(|e| {
+            ConfigError(format!(
+                "{}: {e} (is {} a publication folder? `herald init DIR` makes one)",
+                file.display(),
+                site_dir.display()
+            ))
+        })?;
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        Config::parse(&text, &file, &env)
+    }
+
+    /// Cross-field checks that serde cannot express.
+    fn validate(&self, file: &Path, text: &str) -> Result<(), ConfigError> {
+        let at = |needle: &str| line_of(text, needle);
+        let fail = |needle: &str, msg: String| {
+            Err(ConfigError(format!(
+                "{}:{}: {msg}",
+                file.display(),
+                at(needle)
+            )))
+        };
+        if self.feeds.formats.is_empty() {
+            return fail(
+                "formats",
+                "feeds.formats must name at least one of \"rss\", \"atom\", \"json\"".into(),
+            );
+        }
+        let transport = self.mail.transport.trim();
+        if transport != "file" {
+            match Url::parse(transport) {
+                Ok(u) if matches!(u.scheme(), "smtp" | "smtps") => {
+                    if !u.username().is_empty() || u.password().is_some() {
+                        return fail(
+                            "transport",
+                            "mail.transport must not carry credentials: put the URL with user and password in HERALD_SMTP_URL".into(),
+                        );
+                    }
+                }
+                _ => {
+                    return fail(
+                        "transport",
+                        format!(
+                            "mail.transport {transport:?} must be \"file\", \"smtp://host:port\" or \"smtps://host:port\""
+                        ),
+                    );
+                }
+            }
+        }
+        if !(self.mail.rate_per_second > 0.0) {
+            return fail(
+                "rate_per_second",
+                "mail.rate_per_second must be more than 0".into(),
+            );
+        }
+        if self.mail.connections == 0 || self.mail.connections > 64 {
+            return fail(
+                "connections",
+                "mail.connections must be between 1 and 64".into(),
+            );
+        }
+        let url = self.store.url.as_str();
+        if !url.starts_with("sqlite:") {
+            let hint = if url.starts_with("postgres") {
+                " (PostgreSQL support is planned; this build stores in SQLite only)"
+            } else {
+                ""
+            };
+            return fail(
+                "url",
+                format!("store.url {url:?} must start with sqlite://{hint}"),
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        for n in &self.newsletters {
+            if !seen.insert(n.id.0.clone()) {
+                return fail(
+                    &format!("\"{}\"", n.id.0),
+                    format!("two newsletters have the id {:?}", n.id.0),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The timezone a newsletter's schedule runs in.
+    pub fn newsletter_zone(&self, n: &NewsletterConfig) -> Tz {
+        n.timezone.unwrap_or(self.site.timezone).0
+    }
+}
+
+impl SiteConfig {
+    pub fn description(&self) -> &str {
+        self.description.as_deref().unwrap_or(&self.title)
+    }
+
+    /// The host name that tag: URIs, Message-IDs and List-Ids are minted under.
+    pub fn domain(&self) -> String {
+        self.base_url
+            .0
+            .host_str()
+            .unwrap_or("localhost")
+            .to_string()
+    }
+
+    pub fn author(&self) -> Person {
+        self.author.clone().unwrap_or_else(|| Person {
+            name: self.title.0.clone(),
+            email: None,
+        })
+    }
+
+    /// `base_url` joined with a relative path (`feeds/rss.xml`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url.0, path.trim_start_matches('/'))
+    }
+}
+
+/// `(variable, section, key, value)` for every `HERALD_<SECTION>_<KEY>` in `env`.
+fn env_overrides(
+    env: &BTreeMap<String, String>,
+) -> Result<Vec<(String, String, String, toml::Value)>, ConfigError> {
+    const SECTIONS: &[&str] = &["site", "feeds", "http", "mail", "subscribe", "store"];
+    let mut out = Vec::new();
+    for (var, raw) in env {
+        let Some(rest) = var.strip_prefix("HERALD_") else {
+            continue;
+        };
+        if NOT_OVERRIDES.contains(&var.as_str()) {
+            continue;
+        }
+        let lower = rest.to_ascii_lowercase();
+        let Some((section, key)) = lower.split_once('_') else {
+            return Err(ConfigError(format!(
+                "{var}: not a configuration override (expected HERALD_<SECTION>_<KEY>, such as HERALD_HTTP_BIND)"
+            )));
+        };
+        if !SECTIONS.contains(&section) {
+            return Err(ConfigError(format!(
+                "{var}: unknown section [{section}] (overridable: {})",
+                SECTIONS.join(", ")
+            )));
+        }
+        // A value that parses as TOML keeps its type (numbers, booleans, arrays); anything
+        // else is a string.
+        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.clone()));
+        out.push((var.clone(), section.to_string(), key.to_string(), value));
+    }
+    Ok(out)
+}
+
+fn toml_error(file: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    let line = e
+        .span()
+        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+        .unwrap_or(1);
+    ConfigError(format!("{}:{line}: {}", file.display(), e.message().trim()))
+}
+
+/// The 1-based line of the first occurrence of `needle` at the start of a key, or 1.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.trim_start().starts_with(needle) || l.contains(needle))
+        .map(|i| i + 1)
+        .unwrap_or(1)
+}
+
+/// The publication folder and its configuration.
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub dir: PathBuf,
+    pub config: Config,
+}
+
+impl Site {
+    pub fn open(dir: &Path) -> Result<Site, ConfigError> {
+        let config = Config::load(dir)?;
+        Ok(Site {
+            dir: dir.to_path_buf(),
+            config,
+        })
+    }
+
+    pub fn articles_dir(&self) -> PathBuf {
+        self.dir.join("articles")
+    }
+    pub fn feeds_dir(&self) -> PathBuf {
+        self.dir.join("feeds")
+    }
+    pub fn templates_dir(&self) -> PathBuf {
+        self.dir.join("templates")
+    }
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.dir.join("outbox")
+    }
+
+    /// The SQLite file behind `store.url`, resolved against the publication folder.
+    pub fn store_path(&self) -> anyhow::Result<PathBuf> {
+        let url = &self.config.store.url;
+        let Some(rest) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        else {
+            bail!("store.url {url:?} is not a sqlite:// URL");
+        };
+        let rest = rest.split('?').next().unwrap_or(rest);
+        if rest.is_empty() {
+            bail!("store.url {url:?} names no file");
+        }
+        let path = Path::new(rest);
+        Ok(if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.dir.join(path)
+        })
+    }
+
+    pub fn relative<'a>(&self, path: &'a Path) -> &'a Path {
+        path.strip_prefix(&self.dir).unwrap_or(path)
+    }
+}
+
+/// Reads a file that must exist, with the path in the error.
+pub fn read_to_string(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("herald.toml"), &BTreeMap::new())
+    }
+
+    const MINIMAL: &str = "[site]\ntitle = \"T\"\nbase_url = \"https://example.com\"\n";
+
+    #[test]
+    fn defaults_fill_everything_but_the_site() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.site.base_url.0.as_str(), "https://example.com/");
+        assert_eq!(c.feeds.items.0, 50);
+        assert_eq!(c.http.bind, "127.0.0.1:8080");
+        assert_eq!(c.mail.transport, "file");
+        assert_eq!(c.store.url, "sqlite://subscribers/herald.db");
+        assert_eq!(c.site.timezone.0, Tz::UTC);
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_line() {
+        let e = parse(&format!("{MINIMAL}[feeds]\nitems = 10\ncolour = \"red\"\n")).unwrap_err();
+        assert!(e.0.starts_with("herald.toml:6:"), "{}", e.0);
+        assert!(e.0.contains("colour"), "{}", e.0);
+    }
+
+    #[test]
+    fn wrong_types_name_the_line() {
+        let e = parse(&format!("{MINIMAL}[feeds]\nitems = \"many\"\n")).unwrap_err();
+        assert!(e.0.starts_with("herald.toml:5:"), "{}", e.0);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_their_line() {
+        let e = parse("[site]\ntitle = \"T\"\nbase_url = \"/relative\"\n").unwrap_err();
+        assert!(e.0.starts_with("herald.toml:3:"), "{}", e.0);
+        let e = parse(&format!("{MINIMAL}timezone = \"Mars/Base\"\n")).unwrap_err();
+        assert!(e.0.contains("Mars/Base"), "{}", e.0);
+    }
+
+    #[test]
+    fn environment_overrides_win_and_keep_types() {
+        let mut env = BTreeMap::new();
+        env.insert("HERALD_FEEDS_ITEMS".to_string(), "7".to_string());
+        env.insert("HERALD_HTTP_BIND".to_string(), "0.0.0.0:9000".to_string());
+        env.insert("HERALD_SECRET".to_string(), "not an override".to_string());
+        let c = Config::parse(MINIMAL, Path::new("herald.toml"), &env).unwrap();
+        assert_eq!(c.feeds.items.0, 7);
+        assert_eq!(c.http.bind, "0.0.0.0:9000");
+    }
+
+    #[test]
+    fn a_bad_override_names_the_variable() {
+        let mut env = BTreeMap::new();
+        env.insert("HERALD_FEEDS_ITEMZ".to_string(), "7".to_string());
+        let e = Config::parse(MINIMAL, Path::new("herald.toml"), &env).unwrap_err();
+        assert!(e.0.contains("HERALD_FEEDS_ITEMZ"), "{}", e.0);
+    }
+
+    #[test]
+    fn credentials_in_the_file_are_refused() {
+        let e = parse(&format!(
+            "{MINIMAL}[mail]\ntransport = \"smtp://u:p@relay:25\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.0.contains("HERALD_SMTP_URL"), "{}", e.0);
+        assert!(e.0.starts_with("herald.toml:5:"), "{}", e.0);
+    }
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!(
+            HumanDuration::parse("6h").unwrap(),
+            Duration::from_secs(21600)
+        );
+        assert_eq!(HumanDuration::parse("90").unwrap(), Duration::from_secs(90));
+        assert!(HumanDuration::parse("6 weeks").is_err());
+    }
+}

@@ -1,0 +1,192 @@
+//! `herald run`: one process that keeps the feeds current and serves them.
+//!
+//! Tasks, all under one [`CancellationToken`] and one [`TaskTracker`]:
+//! - the builder: rebuilds on file events under `articles/` (debounced), when a
+//!   future-dated article falls due, and every minute as a safety net, publishing each
+//!   build to the HTTP handlers through a `watch` channel;
+//! - the HTTP server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use notify::{RecursiveMode, Watcher};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Site;
+use crate::http::{self, App};
+use crate::publish::{Build, Publisher};
+use crate::store::Store;
+use crate::templates::Templates;
+
+/// Quiet time after a file event before rebuilding (editors write in bursts).
+const DEBOUNCE: Duration = Duration::from_millis(150);
+/// A full rescan even without events (missed events, network file systems).
+const RESCAN: Duration = Duration::from_secs(60);
+
+/// Runs until `shutdown` is cancelled. `listener` is already bound (tests bind port 0).
+pub async fn run(
+    site: Arc<Site>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let store = Store::open(&site.store_path()?).await?;
+    let templates = Templates::load(&site.templates_dir(), site.config.site.timezone.0)
+        .map_err(|errors| anyhow::anyhow!("templates:\n  {}", errors.join("\n  ")))?;
+    let mut publisher = Publisher::new(site.clone(), store.clone());
+    let first = publisher.build(Utc::now()).await.context("first build")?;
+    report(&first);
+    let (tx, rx) = watch::channel(Arc::new(first));
+
+    let tracker = TaskTracker::new();
+    let app = App::new(site.clone(), Arc::new(templates), rx);
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        "serving {} at http://{addr}/ (feeds under /feeds/)",
+        site.config.site.title.0
+    );
+    {
+        let shutdown = shutdown.clone();
+        let token = shutdown.clone();
+        tracker.spawn(async move {
+            if let Err(e) = http::serve(listener, app, shutdown).await {
+                tracing::error!("HTTP server stopped: {e:#}");
+                token.cancel();
+            }
+        });
+    }
+    tracker.spawn(builder(publisher, tx, shutdown.clone(), tracker.clone()));
+    tracker.close();
+    shutdown.cancelled().await;
+    tracing::info!("shutting down");
+    tracker.wait().await;
+    store.close().await;
+    Ok(())
+}
+
+fn report(build: &Build) {
+    for p in &build.problems {
+        tracing::warn!("{p}");
+    }
+    tracing::info!(
+        "built: {} articles published, {} feed files ({} changed, {} removed){}",
+        build.published,
+        build.feeds.len(),
+        build.changed.len(),
+        build.removed.len(),
+        build
+            .next_due
+            .map(|d| format!(", next scheduled article due {}", crate::feeds::rfc3339(d)))
+            .unwrap_or_default()
+    );
+}
+
+/// Rebuilds whenever something may have changed, until shutdown.
+async fn builder(
+    mut publisher: Publisher,
+    tx: watch::Sender<Arc<Build>>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let (events_tx, mut events) = mpsc::unbounded_channel::<()>();
+    let articles = publisher.site().articles_dir();
+    // Keep the watcher alive for the life of this task.
+    let _watcher = match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if res.is_ok() {
+            let _ = events_tx.send(());
+        }
+    }) {
+        Ok(mut w) => match w.watch(&articles, RecursiveMode::Recursive) {
+            Ok(()) => Some(w),
+            Err(e) => {
+                tracing::warn!(
+                    "not watching {}: {e}; rescanning every {}s instead",
+                    articles.display(),
+                    RESCAN.as_secs()
+                );
+                None
+            }
+        },
+        Err(e) => {
+            tracing::warn!(
+                "no file watcher: {e}; rescanning every {}s instead",
+                RESCAN.as_secs()
+            );
+            None
+        }
+    };
+    let hub = publisher
+        .site()
+        .config
+        .feeds
+        .websub_hub
+        .as_ref()
+        .map(|u| u.0.to_string());
+
+    loop {
+        let next_due = tx.borrow().next_due;
+        let until_due = next_due
+            .map(|d| (d - Utc::now()).to_std().unwrap_or(Duration::ZERO) + Duration::from_millis(5))
+            .unwrap_or(RESCAN)
+            .min(RESCAN);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            got = events.recv() => {
+                if got.is_none() { return; }
+                // Debounce: wait for a quiet moment, draining further events.
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        more = tokio::time::timeout(DEBOUNCE, events.recv()) => match more {
+                            Ok(Some(())) => continue,
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
+                }
+            }
+            _ = tokio::time::sleep(until_due) => {}
+        }
+        let started = std::time::Instant::now();
+        match publisher.build(Utc::now()).await {
+            Ok(build) => {
+                if build.reread > 0
+                    || !build.changed.is_empty()
+                    || !build.removed.is_empty()
+                    || !build.problems.is_empty()
+                {
+                    for p in &build.problems {
+                        tracing::warn!("{p}");
+                    }
+                    tracing::info!(
+                        "rebuilt in {} ms: {} files re-read, {} feed files changed, {} removed",
+                        started.elapsed().as_millis(),
+                        build.reread,
+                        build.changed.len(),
+                        build.removed.len()
+                    );
+                }
+                let changed: Vec<String> = build
+                    .changed
+                    .iter()
+                    .map(|rel| crate::publish::feed_url(publisher.site(), rel))
+                    .collect();
+                // Publish first, ping after: the hub fetches what we now serve.
+                tx.send_replace(Arc::new(build));
+                if let Some(hub) = &hub
+                    && !changed.is_empty()
+                {
+                    tracker.spawn(crate::websub::ping_all(
+                        hub.clone(),
+                        changed,
+                        shutdown.clone(),
+                    ));
+                }
+            }
+            Err(e) => tracing::error!("rebuild failed, still serving the previous feeds: {e:#}"),
+        }
+    }
+}

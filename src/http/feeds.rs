@@ -1,0 +1,198 @@
+//! `/feeds/...`: feed files from memory with their media type, a strong ETag per
+//! representation, `Last-Modified` from the newest entry, `304 Not Modified` (RFC 9110:
+//! `If-None-Match` wins over `If-Modified-Since`), and gzip when the client asks.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+
+use super::App;
+use crate::feeds::FeedFile;
+
+const CACHE_CONTROL: &str = "public, max-age=300";
+
+pub async fn serve(
+    State(app): State<App>,
+    method: Method,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let build = app.current();
+    let Some(file) = build.feeds.get(path.as_str()) else {
+        return (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "no such feed\n",
+        )
+            .into_response();
+    };
+    let self_url = crate::publish::feed_url(app.site(), &path);
+    respond(file, &method, &headers, &self_url, app.hub())
+}
+
+/// The response for one feed file, given the request's method and headers.
+pub fn respond(
+    file: &FeedFile,
+    method: &Method,
+    req: &HeaderMap,
+    self_url: &str,
+    hub: Option<&str>,
+) -> Response {
+    let gzip = accepts_gzip(req);
+    let etag = if gzip {
+        file.gzip_etag()
+    } else {
+        file.etag.clone()
+    };
+
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(CACHE_CONTROL),
+    );
+    headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    headers.insert(
+        header::ETAG,
+        HeaderValue::from_str(&etag).expect("hex ETags are valid headers"),
+    );
+    headers.insert(
+        header::LAST_MODIFIED,
+        HeaderValue::from_str(&httpdate::fmt_http_date(file.modified.into()))
+            .expect("HTTP dates are valid headers"),
+    );
+    if let Some(hub) = hub {
+        let link = format!("<{hub}>; rel=\"hub\", <{self_url}>; rel=\"self\"");
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            headers.insert(header::LINK, v);
+        }
+    }
+
+    if (method == Method::GET || method == Method::HEAD) && not_modified(req, &etag, file.modified)
+    {
+        return (StatusCode::NOT_MODIFIED, headers).into_response();
+    }
+
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(file.format.media_type()),
+    );
+    let body = if gzip {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        file.gzip().clone()
+    } else {
+        file.bytes.clone()
+    };
+    (StatusCode::OK, headers, body).into_response()
+}
+
+/// RFC 9110 §13.2.2: `If-None-Match` (weak comparison, `*` matches) decides when present;
+/// otherwise `If-Modified-Since` at or after the modification time.
+fn not_modified(req: &HeaderMap, etag: &str, modified: DateTime<Utc>) -> bool {
+    if let Some(inm) = req.get(header::IF_NONE_MATCH) {
+        let Ok(inm) = inm.to_str() else { return false };
+        let ours = etag.trim_start_matches("W/");
+        return inm
+            .split(',')
+            .map(str::trim)
+            .any(|tag| tag == "*" || tag.trim_start_matches("W/") == ours);
+    }
+    if let Some(ims) = req.get(header::IF_MODIFIED_SINCE)
+        && let Ok(ims) = ims.to_str()
+        && let Ok(since) = httpdate::parse_http_date(ims)
+    {
+        let since: DateTime<Utc> = since.into();
+        return modified.timestamp() <= since.timestamp();
+    }
+    false
+}
+
+/// Whether `Accept-Encoding` allows gzip (an explicit `gzip`, or `*`, with a non-zero q).
+fn accepts_gzip(req: &HeaderMap) -> bool {
+    let Some(value) = req
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mut star = false;
+    for part in value.split(',') {
+        let mut bits = part.split(';');
+        let coding = bits.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = bits
+            .find_map(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+            })
+            .unwrap_or(1.0);
+        match coding.as_str() {
+            "gzip" | "x-gzip" => return q > 0.0,
+            "*" => star = q > 0.0,
+            _ => {}
+        }
+    }
+    star
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn gzip_negotiation_respects_q_values() {
+        assert!(accepts_gzip(&headers(&[(
+            "accept-encoding",
+            "gzip, deflate, br"
+        )])));
+        assert!(!accepts_gzip(&headers(&[(
+            "accept-encoding",
+            "gzip;q=0, br"
+        )])));
+        assert!(accepts_gzip(&headers(&[("accept-encoding", "*")])));
+        assert!(!accepts_gzip(&headers(&[("accept-encoding", "br")])));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn if_none_match_wins_over_if_modified_since() {
+        let t = DateTime::parse_from_rfc3339("2026-05-01T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let later = "Sat, 02 May 2026 09:00:00 GMT";
+        assert!(not_modified(
+            &headers(&[("if-modified-since", later)]),
+            "\"a\"",
+            t
+        ));
+        assert!(!not_modified(
+            &headers(&[("if-none-match", "\"b\""), ("if-modified-since", later)]),
+            "\"a\"",
+            t
+        ));
+        assert!(not_modified(
+            &headers(&[("if-none-match", "\"x\", W/\"a\"")]),
+            "\"a\"",
+            t
+        ));
+        assert!(not_modified(
+            &headers(&[("if-none-match", "*")]),
+            "\"a\"",
+            t
+        ));
+        let earlier = "Thu, 30 Apr 2026 09:00:00 GMT";
+        assert!(!not_modified(
+            &headers(&[("if-modified-since", earlier)]),
+            "\"a\"",
+            t
+        ));
+    }
+}

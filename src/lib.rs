@@ -1,0 +1,27 @@
+//! herald: a syndication feed and newsletter publisher.
+//!
+//! A publication folder (`herald.toml`, `articles/`, `templates/`) goes in; RSS, Atom and
+//! JSON feeds, a small web server, and scheduled email digests come out.
+//!
+//! # Layout
+//! - [`config`]: `herald.toml`, defaults, `HERALD_*` overrides, the publication folder.
+//! - [`articles`]: article files → parsed, sanitized articles; problems as `path:line: reason`.
+//! - [`store`]: every SQL statement (SQLite): article ids, feed ids, settings.
+//! - [`feeds`]: pure RSS / Atom / JSON Feed serializers.
+//! - [`publish`]: the build pipeline from articles to feed files on disk.
+//! - [`templates`]: Handlebars templates, embedded defaults overridden by `templates/`.
+//! - [`websub`]: telling a WebSub hub that feeds changed.
+//! - [`http`]: the axum router: feeds with conditional GET, home page, health.
+//! - [`daemon`]: `herald run`: watch, rebuild, serve, shut down cleanly.
+//! - [`cli`]: the command line.
+
+pub mod articles;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod feeds;
+pub mod http;
+pub mod publish;
+pub mod store;
+pub mod templates;
+pub mod websub;
