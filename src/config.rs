@@ -552,7 +552,7 @@ impl Config {
                 }
             }
         }
-        if !(self.mail.rate_per_second > 0.0) {
+        if self.mail.rate_per_second.is_nan() || self.mail.rate_per_second <= 0.0 {
             return fail(
                 "rate_per_second",
                 "mail.rate_per_second must be more than 0".into(),

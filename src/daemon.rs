@@ -34,6 +34,8 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    // Watch before the first build, so no change made while it runs goes unnoticed.
+    let (watcher, events) = watch_articles(&site.articles_dir());
     let store = Store::open(&site.store_path()?).await?;
     let templates = Templates::load(&site.templates_dir(), site.config.site.timezone.0)
         .map_err(|errors| anyhow::anyhow!("templates:\n  {}", errors.join("\n  ")))?;
@@ -59,13 +61,53 @@ pub async fn run(
             }
         });
     }
-    tracker.spawn(builder(publisher, tx, shutdown.clone(), tracker.clone()));
+    tracker.spawn(builder(
+        publisher,
+        events,
+        tx,
+        shutdown.clone(),
+        tracker.clone(),
+    ));
     tracker.close();
     shutdown.cancelled().await;
     tracing::info!("shutting down");
     tracker.wait().await;
+    drop(watcher);
     store.close().await;
     Ok(())
+}
+
+/// A recursive watcher on `articles/` feeding a channel; `None` (with a warning) where the
+/// platform cannot watch, in which case the periodic rescan still finds changes.
+fn watch_articles(
+    articles: &std::path::Path,
+) -> (
+    Option<notify::RecommendedWatcher>,
+    mpsc::UnboundedReceiver<()>,
+) {
+    let (events_tx, events) = mpsc::unbounded_channel::<()>();
+    let rescan = RESCAN.as_secs();
+    let watcher = match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if res.is_ok() {
+            let _ = events_tx.send(());
+        }
+    }) {
+        Ok(mut w) => match w.watch(articles, RecursiveMode::Recursive) {
+            Ok(()) => Some(w),
+            Err(e) => {
+                tracing::warn!(
+                    "not watching {}: {e}; rescanning every {rescan}s instead",
+                    articles.display()
+                );
+                None
+            }
+        },
+        Err(e) => {
+            tracing::warn!("no file watcher: {e}; rescanning every {rescan}s instead");
+            None
+        }
+    };
+    (watcher, events)
 }
 
 fn report(build: &Build) {
@@ -88,37 +130,11 @@ fn report(build: &Build) {
 /// Rebuilds whenever something may have changed, until shutdown.
 async fn builder(
     mut publisher: Publisher,
+    mut events: mpsc::UnboundedReceiver<()>,
     tx: watch::Sender<Arc<Build>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let (events_tx, mut events) = mpsc::unbounded_channel::<()>();
-    let articles = publisher.site().articles_dir();
-    // Keep the watcher alive for the life of this task.
-    let _watcher = match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.is_ok() {
-            let _ = events_tx.send(());
-        }
-    }) {
-        Ok(mut w) => match w.watch(&articles, RecursiveMode::Recursive) {
-            Ok(()) => Some(w),
-            Err(e) => {
-                tracing::warn!(
-                    "not watching {}: {e}; rescanning every {}s instead",
-                    articles.display(),
-                    RESCAN.as_secs()
-                );
-                None
-            }
-        },
-        Err(e) => {
-            tracing::warn!(
-                "no file watcher: {e}; rescanning every {}s instead",
-                RESCAN.as_secs()
-            );
-            None
-        }
-    };
     let hub = publisher
         .site()
         .config

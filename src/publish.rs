@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::articles::{self, Article, Library, Parsed, Problem, Rendered, Tag};
 use crate::config::{FeedFormat, Site};
@@ -194,6 +194,9 @@ impl Publisher {
         }
         let index = self.index.as_mut().expect("loaded above");
         let domain = self.site.config.site.domain();
+        let zone = self.site.config.site.timezone.0;
+        // Stored times are whole seconds, as every feed format shows them.
+        let now = now.trunc_subsecs(0);
         let mut rows = Vec::new();
         let mut articles = Vec::with_capacity(parsed.len());
         for p in parsed {
@@ -205,10 +208,9 @@ impl Publisher {
                 ),
                 None => {
                     let date = p.date.unwrap_or(now);
-                    let id = p
-                        .explicit_id
-                        .clone()
-                        .unwrap_or_else(|| articles::tag_uri(&domain, date, &p.slug));
+                    let id = p.explicit_id.clone().unwrap_or_else(|| {
+                        articles::tag_uri(&domain, date.with_timezone(&zone).date_naive(), &p.slug)
+                    });
                     (id, now)
                 }
             };

@@ -65,6 +65,7 @@ enum Value {
 }
 
 /// The text of a file split into front matter and body.
+#[derive(Debug)]
 pub struct Split<'a> {
     pub front: FrontMatter,
     pub body: &'a str,
@@ -151,8 +152,11 @@ fn parse_yaml(raw: &str) -> Result<Entries, LineError> {
     if raw.trim().is_empty() {
         return Ok(Vec::new());
     }
+    // libyaml often notices a problem at the start of the next line; never point past
+    // the last line of the block.
+    let last = raw.lines().count().max(1);
     let value: serde_norway::Value = serde_norway::from_str(raw).map_err(|e| LineError {
-        line: e.location().map(|l| l.line()).unwrap_or(1),
+        line: e.location().map(|l| l.line()).unwrap_or(1).min(last),
         message: format!(
             "front matter is not valid YAML: {}",
             strip_location(&e.to_string())

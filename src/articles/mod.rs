@@ -450,6 +450,10 @@ fn parse(ctx: &Context<'_>, rel: &Path, bytes: &[u8]) -> Result<Parsed, Problem>
             ),
         )
     })?;
+    // Characters XML forbids are never meaningful in an article and YAML and TOML refuse
+    // them: drop them before anything else reads the text (line numbers are unchanged).
+    let text = body::xml_safe(text);
+    let text = text.as_str();
     let kind = rel
         .extension()
         .and_then(|e| e.to_str())
@@ -629,8 +633,9 @@ fn is_absolute_iri(s: &str) -> bool {
         && !s.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-/// The `tag:` URI (RFC 4151) minted for an article without an `id`.
-pub fn tag_uri(domain: &str, date: DateTime<Utc>, slug: &str) -> String {
+/// The `tag:` URI (RFC 4151) minted for an article without an `id`, dated with the day as
+/// written (in the site's zone).
+pub fn tag_uri(domain: &str, date: chrono::NaiveDate, slug: &str) -> String {
     const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'-')
         .remove(b'_')
@@ -721,9 +726,7 @@ mod tests {
 
     #[test]
     fn tag_uris_encode_their_slug() {
-        let d = DateTime::parse_from_rfc3339("2026-05-01T09:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
+        let d = chrono::NaiveDate::from_ymd_opt(2026, 5, 1).unwrap();
         assert_eq!(
             tag_uri("example.com", d, "héllo"),
             "tag:example.com,2026-05-01:h%C3%A9llo"

@@ -73,7 +73,7 @@ pub fn specs(site: &SiteConfig, tags: &[Tag], per_tag: bool) -> Vec<FeedSpec> {
 /// The id a feed gets the first time it is built: a `tag:` URI under the site's domain,
 /// dated the day it was minted, so a later change of domain or URL leaves it alone.
 pub fn mint_feed_id(domain: &str, key: &str, now: DateTime<Utc>) -> String {
-    crate::articles::tag_uri(domain, now, key).replace("%2F", "/")
+    crate::articles::tag_uri(domain, now.date_naive(), key).replace("%2F", "/")
 }
 
 /// An article ready for a feed: its settled metadata and its rendered body.

@@ -5,7 +5,7 @@
 //! `NAME.txt.hbs` as `NAME` in the text registry (escaping off: plain-text parts and Subject
 //! lines must not get `&amp;`). Both are strict: a missing variable is an error, which
 //! `herald check` surfaces by rendering every template against a sample context.
-//! Helpers: `date`, `truncate`, `plural`.
+//! Helpers: `format_date`, `truncate`, `plural`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -200,7 +200,7 @@ fn registry(zone: Tz, escape: bool) -> Handlebars<'static> {
     if !escape {
         h.register_escape_fn(handlebars::no_escape);
     }
-    h.register_helper("date", Box::new(DateHelper { zone }));
+    h.register_helper("format_date", Box::new(DateHelper { zone }));
     h.register_helper("truncate", Box::new(truncate));
     h.register_helper("plural", Box::new(plural));
     h
@@ -209,7 +209,7 @@ fn registry(zone: Tz, escape: bool) -> Handlebars<'static> {
 handlebars_helper!(truncate: |s: str, n: u64| truncate_words(s, n as usize));
 handlebars_helper!(plural: |n: i64, one: str, many: str| if n == 1 { one.to_string() } else { many.to_string() });
 
-/// `{{date value "%B %e, %Y" tz="Europe/Berlin"}}`: an RFC 3339 instant shown in a zone
+/// `{{format_date value "%B %e, %Y" tz="Europe/Berlin"}}`: an RFC 3339 instant shown in a zone
 /// (the site's by default) with a strftime format (default `%Y-%m-%d`).
 struct DateHelper {
     zone: Tz,
@@ -265,7 +265,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("t.txt.hbs"),
-            "{{date when \"%d.%m.%Y %H:%M\" tz=\"Europe/Berlin\"}} {{truncate s 9}} {{n}} {{plural n \"item\" \"items\"}} {{q}}",
+            "{{format_date when \"%d.%m.%Y %H:%M\" tz=\"Europe/Berlin\"}} {{truncate s 9}} {{n}} {{plural n \"item\" \"items\"}} {{q}}",
         )
         .unwrap();
         let t = Templates::load(dir.path(), Tz::UTC).unwrap();

@@ -1,0 +1,235 @@
+//! The HTTP surface through the real router over TCP.
+
+use std::io::Read;
+
+use super::helpers::*;
+
+async fn daemon() -> (Publication, Daemon) {
+    let p = Publication::new();
+    p.article(
+        "a.md",
+        "---\ntitle: Alpha & Omega\ndate: 2026-05-01T09:00:00Z\ntags: [news]\n---\nAlpha body.\n",
+    );
+    p.article(
+        "b.md",
+        "---\ntitle: Beta\ndate: 2026-05-02T09:30:00Z\n---\nBeta body.\n",
+    );
+    let d = Daemon::start(&p).await;
+    (p, d)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feeds_are_served_with_their_media_types() {
+    let (_p, d) = daemon().await;
+    for (path, ty) in [
+        ("/feeds/rss.xml", "application/rss+xml; charset=utf-8"),
+        ("/feeds/atom.xml", "application/atom+xml; charset=utf-8"),
+        ("/feeds/feed.json", "application/feed+json; charset=utf-8"),
+        (
+            "/feeds/tags/news/rss.xml",
+            "application/rss+xml; charset=utf-8",
+        ),
+    ] {
+        let r = d.get(path).await;
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["content-type"], ty, "{path}");
+        assert_eq!(r.headers()["cache-control"], "public, max-age=300");
+        assert_eq!(r.headers()["vary"], "Accept-Encoding");
+        assert_eq!(
+            r.headers()["last-modified"],
+            "Sat, 02 May 2026 09:30:00 GMT".replace(
+                "Sat, 02 May 2026 09:30:00",
+                if path.contains("tags") {
+                    "Fri, 01 May 2026 09:00:00"
+                } else {
+                    "Sat, 02 May 2026 09:30:00"
+                }
+            )
+        );
+        let etag = r.headers()["etag"].to_str().unwrap().to_string();
+        assert!(
+            etag.starts_with('"') && etag.ends_with('"') && !etag.starts_with("W/"),
+            "{etag}"
+        );
+        let body = r.bytes().await.unwrap();
+        parse_feed(&body);
+    }
+    assert_eq!(d.get("/feeds/nope.xml").await.status(), 404);
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_gets_answer_304_in_both_forms() {
+    let (_p, d) = daemon().await;
+    let url = format!("{}/feeds/atom.xml", d.url);
+    let first = d.client.get(&url).send().await.unwrap();
+    let etag = first.headers()["etag"].to_str().unwrap().to_string();
+    let modified = first.headers()["last-modified"]
+        .to_str()
+        .unwrap()
+        .to_string();
+
+    let r = d
+        .client
+        .get(&url)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    assert_eq!(r.headers()["etag"], etag.as_str());
+    assert_eq!(r.headers()["cache-control"], "public, max-age=300");
+    assert_eq!(r.headers()["vary"], "Accept-Encoding");
+    assert!(r.bytes().await.unwrap().is_empty());
+
+    let r = d
+        .client
+        .get(&url)
+        .header("If-Modified-Since", &modified)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+
+    // If-None-Match decides when present, even if If-Modified-Since would say 304.
+    let r = d
+        .client
+        .get(&url)
+        .header("If-None-Match", "\"stale\"")
+        .header("If-Modified-Since", &modified)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let r = d
+        .client
+        .get(&url)
+        .header("If-Modified-Since", "Thu, 01 Jan 2026 00:00:00 GMT")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let r = d
+        .client
+        .head(&url)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_is_served_when_asked_with_its_own_etag() {
+    let (_p, d) = daemon().await;
+    let url = format!("{}/feeds/rss.xml", d.url);
+    let plain = d.client.get(&url).send().await.unwrap();
+    let plain_etag = plain.headers()["etag"].to_str().unwrap().to_string();
+    let plain_body = plain.bytes().await.unwrap();
+
+    let gz = d
+        .client
+        .get(&url)
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+    assert_eq!(gz.headers()["vary"], "Accept-Encoding");
+    let gz_etag = gz.headers()["etag"].to_str().unwrap().to_string();
+    assert_ne!(gz_etag, plain_etag);
+    let compressed = gz.bytes().await.unwrap();
+    let mut inflated = Vec::new();
+    flate2::read::GzDecoder::new(&compressed[..])
+        .read_to_end(&mut inflated)
+        .unwrap();
+    assert_eq!(inflated, plain_body);
+
+    let r = d
+        .client
+        .get(&url)
+        .header("Accept-Encoding", "gzip")
+        .header("If-None-Match", &gz_etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    let r = d
+        .client
+        .get(&url)
+        .header("Accept-Encoding", "gzip;q=0")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("content-encoding").is_none());
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_home_page_lists_articles_and_advertises_the_feeds() {
+    let (_p, d) = daemon().await;
+    let r = d.get("/").await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = r.text().await.unwrap();
+    assert!(html.contains("Alpha &amp; Omega"), "{html}");
+    assert!(
+        html.find("Beta").unwrap() < html.find("Alpha").unwrap(),
+        "newest first"
+    );
+    for (ty, href) in [
+        (
+            "application/rss+xml",
+            "https://news.example.com/feeds/rss.xml",
+        ),
+        (
+            "application/atom+xml",
+            "https://news.example.com/feeds/atom.xml",
+        ),
+        (
+            "application/feed+json",
+            "https://news.example.com/feeds/feed.json",
+        ),
+    ] {
+        let needle = format!("<link rel=\"alternate\" type=\"{ty}\"");
+        let at = html
+            .find(&needle)
+            .unwrap_or_else(|| panic!("{needle} missing"));
+        assert!(html[at..].lines().next().unwrap().contains(href));
+    }
+    let health: serde_json::Value = d.get("/healthz").await.json().await.unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["articles"], 2);
+    assert_eq!(d.get("/no/such/page").await.status(), 404);
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websub_hub_is_advertised_in_headers_and_feeds() {
+    let p = Publication::with_config("[feeds]\nwebsub_hub = \"https://hub.example.com/\"\n");
+    p.article("a.md", "---\ntitle: A\ndate: 2026-05-01\n---\nx\n");
+    let d = Daemon::start(&p).await;
+    let r = d.get("/feeds/atom.xml").await;
+    let link = r.headers()["link"].to_str().unwrap().to_string();
+    assert_eq!(
+        link,
+        "<https://hub.example.com/>; rel=\"hub\", <https://news.example.com/feeds/atom.xml>; rel=\"self\""
+    );
+    let feed = parse_feed(&r.bytes().await.unwrap());
+    assert!(
+        feed.links
+            .iter()
+            .any(|l| l.rel.as_deref() == Some("hub") && l.href == "https://hub.example.com/")
+    );
+    let json: serde_json::Value = d.get("/feeds/feed.json").await.json().await.unwrap();
+    assert_eq!(json["hubs"][0]["url"], "https://hub.example.com/");
+    d.stop().await;
+}
