@@ -244,6 +244,177 @@ fn forbidden_in_xml(c: char) -> bool {
     matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}')
 }
 
+/// HTML element names: a title holding one of these as a tag (`<b>`, `</b>`, `<br/>`) has it
+/// removed, as WordPress does for feed titles. Other angle brackets (`<3`, `a<b`,
+/// `Vec<T>`) stay: titles are plain text.
+const HTML_ELEMENTS: &[&str] = &[
+    "a",
+    "abbr",
+    "acronym",
+    "address",
+    "applet",
+    "area",
+    "article",
+    "aside",
+    "audio",
+    "b",
+    "base",
+    "basefont",
+    "bdi",
+    "bdo",
+    "big",
+    "blockquote",
+    "body",
+    "br",
+    "button",
+    "canvas",
+    "caption",
+    "center",
+    "cite",
+    "code",
+    "col",
+    "colgroup",
+    "data",
+    "datalist",
+    "dd",
+    "del",
+    "details",
+    "dfn",
+    "dialog",
+    "dir",
+    "div",
+    "dl",
+    "dt",
+    "em",
+    "embed",
+    "fieldset",
+    "figcaption",
+    "figure",
+    "font",
+    "footer",
+    "form",
+    "frame",
+    "frameset",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "head",
+    "header",
+    "hgroup",
+    "hr",
+    "html",
+    "i",
+    "iframe",
+    "img",
+    "input",
+    "ins",
+    "kbd",
+    "label",
+    "legend",
+    "li",
+    "link",
+    "main",
+    "map",
+    "mark",
+    "menu",
+    "meta",
+    "meter",
+    "nav",
+    "noframes",
+    "noscript",
+    "object",
+    "ol",
+    "optgroup",
+    "option",
+    "output",
+    "p",
+    "param",
+    "picture",
+    "pre",
+    "progress",
+    "q",
+    "rp",
+    "rt",
+    "ruby",
+    "s",
+    "samp",
+    "script",
+    "section",
+    "select",
+    "slot",
+    "small",
+    "source",
+    "span",
+    "strike",
+    "strong",
+    "style",
+    "sub",
+    "summary",
+    "sup",
+    "svg",
+    "table",
+    "tbody",
+    "td",
+    "template",
+    "textarea",
+    "tfoot",
+    "th",
+    "thead",
+    "time",
+    "title",
+    "tr",
+    "track",
+    "tt",
+    "u",
+    "ul",
+    "var",
+    "video",
+    "wbr",
+];
+
+/// Removes HTML element tags from plain text (see [`HTML_ELEMENTS`]).
+pub fn strip_html_tags(s: &str) -> String {
+    if !s.contains('<') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('<') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let tag_len = tail
+            .find('>')
+            .filter(|end| !tail[1..*end].contains('<'))
+            .and_then(|end| {
+                let inner = tail[1..end].trim_start_matches('/');
+                let name: String = inner
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric())
+                    .collect::<String>()
+                    .to_ascii_lowercase();
+                let after = &inner[name.len()..];
+                let well_formed =
+                    after.is_empty() || after.starts_with(char::is_whitespace) || after == "/";
+                (well_formed && HTML_ELEMENTS.contains(&name.as_str())).then_some(end + 1)
+            });
+        match tag_len {
+            Some(len) => {
+                out.push(' ');
+                rest = &tail[len..];
+            }
+            None => {
+                out.push('<');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A slug: lower-case letters and digits of any script, runs of anything else folded to `-`.
 pub fn slugify(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -311,6 +482,19 @@ mod tests {
     #[test]
     fn xml_forbidden_characters_are_dropped() {
         assert_eq!(xml_safe("a\u{1}b\u{b}c\td\u{fffe}"), "abc\td");
+    }
+
+    #[test]
+    fn html_tags_leave_titles_but_angle_brackets_stay() {
+        assert_eq!(
+            collapse_ws(&strip_html_tags("Why <em>this</em> <script>x</script>")),
+            "Why this x"
+        );
+        assert_eq!(
+            strip_html_tags("I <3 Rust, a<b, Vec<String> <br/>"),
+            "I <3 Rust, a<b, Vec<String>  "
+        );
+        assert_eq!(strip_html_tags("<b class=\"x\">B</b>"), " B ");
     }
 
     #[test]

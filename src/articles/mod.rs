@@ -489,7 +489,7 @@ fn parse(ctx: &Context<'_>, rel: &Path, bytes: &[u8]) -> Result<Parsed, Problem>
             }
         }
     };
-    let title = body::collapse_ws(&body::xml_safe(&title));
+    let title = body::collapse_ws(&body::strip_html_tags(&title));
     if title.is_empty() {
         return Err(problem(fm.line("title"), "the title is empty".into()));
     }
@@ -566,7 +566,7 @@ fn parse(ctx: &Context<'_>, rel: &Path, bytes: &[u8]) -> Result<Parsed, Problem>
 
     let mut tags: Vec<Tag> = Vec::new();
     for name in &fm.tags {
-        let name = body::collapse_ws(&body::xml_safe(name));
+        let name = body::collapse_ws(&body::strip_html_tags(name));
         let slug = body::slugify(&name);
         if slug.is_empty() {
             return Err(problem(

@@ -86,13 +86,15 @@ fn item(e: &super::Entry<'_>) -> Item {
         ),
         many => (None, many.iter().map(|p| plain(&p.name)).collect()),
     };
-    let description = if e.body.summary.is_empty() {
-        None
+    // <description> holds HTML; the summary is text, so it is escaped once for HTML (and
+    // once more by the crate, for XML). An article with no text for a summary is described
+    // by its title: the validator wants a description before content:encoded.
+    let summary = if e.body.summary.is_empty() {
+        &a.title
     } else {
-        // <description> holds HTML; the summary is text, so it is escaped once for HTML and
-        // once more (by the crate) for XML.
-        Some(escape_html(&e.body.summary))
+        &e.body.summary
     };
+    let description = Some(escape_html(summary));
     Item {
         title: Some(plain(&a.title)),
         link: Some(a.url.clone()),

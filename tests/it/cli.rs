@@ -132,3 +132,32 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+#[test]
+fn run_stops_cleanly_on_sigterm() {
+    let p = Publication::with_config("[http]\nbind = \"127.0.0.1:0\"\n");
+    p.article("a.md", "---\ntitle: A\ndate: 2026-05-01\n---\nx\n");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .arg("--site")
+        .arg(p.path())
+        .arg("run")
+        .env("HERALD_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until it serves, then ask it to stop.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    use std::io::BufRead;
+    while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("serving") {}
+    assert!(line.contains("serving"), "{line}");
+    let started = std::time::Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::helpers::*;
 
 const TRAPS: &str = "---
-title: \"Fish & Chips <3 \\\"quoted\\\" 'single' \u{1} 🎉\"
+title: \"Fish & Chips <3 \\\"quoted\\\" 'single' \u{1} 🎉 <em>in</em> a<b\"
 date: 2026-05-01T09:00:00Z
 tags: [\"R&D\", \"a<b\", \"machine learning\", \"c/c++\", \"日本語\", \"Ελληνικά\", '\"quoted\"']
 authors: [\"Ana <ana@news.example.com>\"]
@@ -41,9 +41,10 @@ async fn every_format_parses_back_with_the_same_ids_titles_and_order() {
         assert_eq!(feed.entries.len(), 2, "{file}");
         let first = &feed.entries[0];
         let title = text(&first.title);
+        // Control characters dropped, the title's HTML tags removed, every other character
+        // kept and escaped correctly for each format.
         assert_eq!(
-            title,
-            "Fish & Chips <3 \"quoted\" 'single'  🎉".replace("  ", " "),
+            title, "Fish & Chips <3 \"quoted\" 'single' 🎉 in a<b",
             "{file}"
         );
         assert_eq!(first.id, "tag:news.example.com,2026-05-01:traps", "{file}");
@@ -305,6 +306,21 @@ async fn same_day_entries_get_distinct_atom_updated_values() {
             "2026-04-30T22:00:00+00:00"
         );
     }
+}
+
+#[tokio::test]
+async fn an_article_without_text_is_described_by_its_title() {
+    let p = Publication::new();
+    p.article(
+        "img.html",
+        "---\ntitle: Only a picture\ndate: 2026-05-01\n---\n<img src=\"/a.png\" alt=\"\">\n",
+    );
+    p.build().await;
+    let text = String::from_utf8(p.read("feeds/rss.xml")).unwrap();
+    let desc = text
+        .find("<description><![CDATA[Only a picture]]></description>")
+        .expect("description");
+    assert!(desc < text.find("<content:encoded>").unwrap());
 }
 
 #[tokio::test]

@@ -1,0 +1,223 @@
+//! Build benchmark: a synthetic publication of 10,000 Markdown articles of about 5 KB with
+//! 20 tags. Measures a cold full build (empty store), a warm full build (as a second
+//! `herald build`), and the daemon's rebuild after one article changes, each next to a
+//! baseline in the same process (reading every article file), plus peak memory.
+//!
+//! `cargo bench --bench publish` (env `ARTICLES=n` for another size).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use herald::config::Site;
+use herald::publish::Publisher;
+use herald::store::Store;
+
+const TAGS: usize = 20;
+
+fn main() {
+    let n: usize = std::env::var("ARTICLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    // BENCH_DIR keeps the generated publication (for timing `herald build` on it).
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::env::var_os("BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| tmp.path().to_path_buf());
+    std::fs::create_dir_all(&dir).unwrap();
+    let bytes = generate(&dir, n);
+    println!(
+        "publication: {n} articles, {:.1} MB of Markdown, {TAGS} tags, in {}",
+        bytes as f64 / 1e6,
+        dir.display()
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run(&dir, n));
+}
+
+async fn run(dir: &Path, n: usize) {
+    let site = Arc::new(Site::open(dir).unwrap());
+
+    let baseline = median(3, || {
+        let t = Instant::now();
+        let mut total = 0;
+        for e in walk(&dir.join("articles")) {
+            total += std::fs::read(e).unwrap().len();
+        }
+        assert!(total > 0);
+        t.elapsed()
+    });
+    println!("baseline (read every article file): {}", ms(baseline));
+
+    reset_peak();
+    let store = Store::open(&site.store_path().unwrap()).await.unwrap();
+    let t = Instant::now();
+    let build = Publisher::new(site.clone(), store.clone())
+        .build(Utc::now())
+        .await
+        .unwrap();
+    let cold = t.elapsed();
+    let cold_peak = peak_mb();
+    assert!(build.problems.is_empty());
+    assert_eq!(build.published, n);
+    println!(
+        "cold full build (empty store, {} feed files written): {}  = {:.1}x baseline, peak RSS {cold_peak:.0} MB",
+        build.changed.len(),
+        ms(cold),
+        ratio(cold, baseline)
+    );
+    drop(build);
+
+    let mut warm = Vec::new();
+    for _ in 0..3 {
+        reset_peak();
+        let t = Instant::now();
+        let b = Publisher::new(site.clone(), store.clone())
+            .build(Utc::now())
+            .await
+            .unwrap();
+        warm.push((t.elapsed(), peak_mb()));
+        assert!(b.changed.is_empty());
+    }
+    warm.sort_by(|a, b| a.0.cmp(&b.0));
+    let (warm_t, warm_peak) = warm[1];
+    println!(
+        "warm full build (as a second `herald build`): {}  = {:.1}x baseline, peak RSS {warm_peak:.0} MB",
+        ms(warm_t),
+        ratio(warm_t, baseline)
+    );
+
+    // The daemon's case: one long-lived publisher, one article edited.
+    let mut publisher = Publisher::new(site.clone(), store.clone());
+    publisher.build(Utc::now()).await.unwrap();
+    let mut times = Vec::new();
+    let mut rewritten = 0;
+    for round in 0..5 {
+        // The newest articles are in the main feed and their tag feeds: the expensive case.
+        let path = dir.join(format!("articles/{:05}.md", n - 1 - round));
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replacen("Lorem", &format!("Edited{round}"), 1)).unwrap();
+        let t = Instant::now();
+        let b = publisher.build(Utc::now()).await.unwrap();
+        times.push(t.elapsed());
+        assert_eq!(b.reread, 1);
+        assert!(!b.changed.is_empty());
+        rewritten = b.changed.len();
+    }
+    times.sort();
+    println!(
+        "rebuild after one article changes (daemon, median of 5): {}  = {:.2}x baseline, {} feed files rewritten",
+        ms(times[2]),
+        ratio(times[2], baseline),
+        rewritten
+    );
+    let peak = peak_mb();
+    println!("peak RSS over the daemon rebuilds: {peak:.0} MB");
+    store.close().await;
+}
+
+fn generate(dir: &Path, n: usize) -> usize {
+    std::fs::write(
+        dir.join("herald.toml"),
+        "[site]\ntitle = \"Bench\"\nbase_url = \"https://bench.example.com/\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("articles")).unwrap();
+    let words = [
+        "lorem",
+        "ipsum",
+        "dolor",
+        "sit",
+        "amet",
+        "harbour",
+        "council",
+        "market",
+        "weather",
+        "ferry",
+        "library",
+        "budget",
+        "storm",
+        "tide",
+        "bakery",
+        "regatta",
+        "lighthouse",
+        "quay",
+        "road",
+        "bus",
+    ];
+    let mut seed = 0x2545F4914F6CDD1Du64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut total = 0;
+    for i in 0..n {
+        let t1 = next() as usize % TAGS;
+        let t2 = (t1 + 1 + next() as usize % (TAGS - 1)) % TAGS;
+        let day = i % 28 + 1;
+        let month = (i / 28) % 12 + 1;
+        let year = 1990 + i / (28 * 12);
+        let mut body = format!(
+            "---\ntitle: \"Article {i}: the {} and the {}\"\ndate: {year}-{month:02}-{day:02} {:02}:{:02}\ntags: [\"Topic {t1}\", \"Topic {t2}\"]\n---\n\nLorem intro paragraph for article {i}.\n\n## A heading\n\n",
+            words[next() as usize % words.len()],
+            words[next() as usize % words.len()],
+            i % 24,
+            i % 60
+        );
+        while body.len() < 5000 {
+            for _ in 0..60 {
+                body.push_str(words[next() as usize % words.len()]);
+                body.push(' ');
+            }
+            body.push_str("with a [link](/some/where/) and **bold** text.\n\n- one\n- two\n\n");
+        }
+        total += body.len();
+        std::fs::write(dir.join(format!("articles/{i:05}.md")), body).unwrap();
+    }
+    total
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect()
+}
+
+fn median(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
+    let mut v: Vec<Duration> = (0..runs).map(|_| f()).collect();
+    v.sort();
+    v[runs / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1e3)
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64()
+}
+
+/// Resets the kernel's peak-RSS mark for this process (Linux: `/proc/self/clear_refs`).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Peak resident set size since the last reset, in MB (`VmHWM`).
+fn peak_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
