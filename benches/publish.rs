@@ -84,7 +84,7 @@ async fn run(dir: &Path, n: usize) {
         warm.push((t.elapsed(), peak_mb()));
         assert!(b.changed.is_empty());
     }
-    warm.sort_by(|a, b| a.0.cmp(&b.0));
+    warm.sort_by_key(|a| a.0);
     let (warm_t, warm_peak) = warm[1];
     println!(
         "warm full build (as a second `herald build`): {}  = {:.1}x baseline, peak RSS {warm_peak:.0} MB",

@@ -136,12 +136,16 @@ impl FeedFormat {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     pub bind: String,
+    /// Behind a reverse proxy: take the client address from the last `X-Forwarded-For`
+    /// entry (for per-client rate limits). Only turn on when a proxy sets that header.
+    pub trust_proxy: bool,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             bind: "127.0.0.1:8080".into(),
+            trust_proxy: false,
         }
     }
 }
@@ -166,6 +170,9 @@ pub struct MailConfig {
     pub timeout: HumanDuration,
     /// A deferred message is retried until it is this old, then it fails.
     pub max_age: HumanDuration,
+    /// The first retry delay after a temporary failure; later ones are 5×, 30×, 120× and
+    /// 360× it (1 min, 5 min, 30 min, 2 h, 6 h by default), with ±20% jitter.
+    pub retry_base: HumanDuration,
     pub dkim: Option<DkimConfig>,
 }
 
@@ -181,6 +188,7 @@ impl Default for MailConfig {
             connections: 4,
             timeout: HumanDuration(Duration::from_secs(60)),
             max_age: HumanDuration(Duration::from_secs(3 * 24 * 3600)),
+            retry_base: HumanDuration(Duration::from_secs(60)),
             dkim: None,
         }
     }
@@ -410,12 +418,15 @@ impl HumanDuration {
             format!("{s:?} is not a duration such as \"90s\", \"15m\", \"6h\" or \"3d\"")
         })?;
         let secs = match unit.trim() {
+            "ms" => return Ok(Duration::from_millis(n)),
             "" | "s" => n,
             "m" => n * 60,
             "h" => n * 3600,
             "d" => n * 86400,
             other => {
-                return Err(format!("unknown unit {other:?} in {s:?}: use s, m, h or d"));
+                return Err(format!(
+                    "unknown unit {other:?} in {s:?}: use ms, s, m, h or d"
+                ));
             }
         };
         Ok(Duration::from_secs(secs))
@@ -441,6 +452,9 @@ impl<'de> Deserialize<'de> for HumanDuration {
 
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.subsec_millis() != 0 {
+            return write!(f, "{}ms", self.0.as_millis());
+        }
         let s = self.0.as_secs();
         match s {
             s if s % 86400 == 0 && s > 0 => write!(f, "{}d", s / 86400),
@@ -671,6 +685,38 @@ fn line_of(text: &str, needle: &str) -> usize {
         .position(|l| l.trim_start().starts_with(needle) || l.contains(needle))
         .map(|i| i + 1)
         .unwrap_or(1)
+}
+
+/// Secrets: read only from the environment (`HERALD_SMTP_URL`, `HERALD_SECRET`,
+/// `HERALD_ADMIN_TOKEN`), never from `herald.toml`. Passed around explicitly so tests can
+/// give their own without touching the process environment.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    pub smtp_url: Option<String>,
+    pub secret: Option<String>,
+    pub admin_token: Option<String>,
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = |o: &Option<String>| if o.is_some() { "(set)" } else { "(unset)" };
+        f.debug_struct("Secrets")
+            .field("smtp_url", &shown(&self.smtp_url))
+            .field("secret", &shown(&self.secret))
+            .field("admin_token", &shown(&self.admin_token))
+            .finish()
+    }
+}
+
+impl Secrets {
+    pub fn from_env() -> Secrets {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Secrets {
+            smtp_url: var("HERALD_SMTP_URL"),
+            secret: var("HERALD_SECRET"),
+            admin_token: var("HERALD_ADMIN_TOKEN"),
+        }
+    }
 }
 
 /// The publication folder and its configuration.

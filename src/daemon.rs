@@ -4,7 +4,10 @@
 //! - the builder: rebuilds on file events under `articles/` (debounced), when a
 //!   future-dated article falls due, and every minute as a safety net, publishing each
 //!   build to the HTTP handlers through a `watch` channel;
-//! - the HTTP server.
+//! - the HTTP server;
+//! - the confirmation email worker;
+//! - the scheduler, which makes each newsletter's issue at its fire time;
+//! - the delivery workers, which send what the ledger says is due.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,11 +20,18 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Site;
-use crate::http::{self, App};
+use crate::config::{Secrets, Site};
+use crate::delivery::Delivery;
+use crate::http::{self, App, Parts};
+use crate::mail::Transport;
+use crate::newsletters::Newsletter;
+use crate::newsletters::scheduler::{Clock, Issuer, Scheduler};
 use crate::publish::{Build, Publisher};
 use crate::store::Store;
+use crate::subscribers::confirmations::Confirmations;
 use crate::templates::Templates;
+use secrecy::SecretString;
+use tokio::sync::Notify;
 
 /// Quiet time after a file event before rebuilding (editors write in bursts).
 const DEBOUNCE: Duration = Duration::from_millis(150);
@@ -32,20 +42,74 @@ const RESCAN: Duration = Duration::from_secs(60);
 pub async fn run(
     site: Arc<Site>,
     listener: TcpListener,
+    secrets: Secrets,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     // Watch before the first build, so no change made while it runs goes unnoticed.
     let (watcher, events) = watch_articles(&site.articles_dir());
     let store = Store::open(&site.store_path()?).await?;
-    let templates = Templates::load(&site.templates_dir(), site.config.site.timezone.0)
-        .map_err(|errors| anyhow::anyhow!("templates:\n  {}", errors.join("\n  ")))?;
+    let templates = Arc::new(
+        Templates::load(&site.templates_dir(), site.config.site.timezone.0).map_err(|errors| {
+            crate::cli::BadInput(format!("templates:\n  {}", errors.join("\n  ")))
+        })?,
+    );
+    let keys =
+        crate::subscribers::confirmations::load_keys(&store, secrets.secret.as_deref()).await?;
+    let transport =
+        Transport::from_site(&site, secrets.smtp_url.as_deref()).map_err(crate::cli::BadInput)?;
+    let admin_token = secrets.admin_token.clone().map(SecretString::from);
+    if admin_token.is_none() {
+        tracing::info!("admin API off (set HERALD_ADMIN_TOKEN to turn it on)");
+    }
+    let wake = Arc::new(Notify::new());
+    let newsletters = Newsletter::all(&site).map_err(crate::cli::BadInput)?;
+    crate::telemetry::handle();
     let mut publisher = Publisher::new(site.clone(), store.clone());
     let first = publisher.build(Utc::now()).await.context("first build")?;
     report(&first);
     let (tx, rx) = watch::channel(Arc::new(first));
+    let rx_for_app = rx.clone();
 
     let tracker = TaskTracker::new();
-    let app = App::new(site.clone(), Arc::new(templates), rx);
+    let app = App::new(Parts {
+        site: site.clone(),
+        templates: templates.clone(),
+        build: rx_for_app,
+        store: store.clone(),
+        keys: keys.clone(),
+        confirmations: wake.clone(),
+        admin_token,
+    });
+    tracing::info!("mail goes to {}", transport.describe());
+    let delivery =
+        Delivery::start(site.clone(), store.clone(), keys.clone(), transport.clone()).await?;
+    let scheduler = Scheduler {
+        issuer: Issuer::new(site.clone(), store.clone(), templates.clone()),
+        newsletters,
+        build: rx.clone(),
+        wake_delivery: delivery.wake.clone(),
+        clock: Clock::System,
+    };
+    let confirmations = Confirmations {
+        site: site.clone(),
+        store: store.clone(),
+        keys,
+        templates,
+        transport,
+        wake,
+    };
+    tracker.spawn(confirmations.run(shutdown.clone()));
+    tracker.spawn(scheduler.run(shutdown.clone()));
+    {
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            if let Err(e) = delivery.run(None, false, shutdown.clone()).await {
+                tracing::error!("delivery stopped: {e:#}");
+                shutdown.cancel();
+            }
+            delivery.stop().await;
+        });
+    }
     let addr = listener.local_addr()?;
     tracing::info!(
         "serving {} at http://{addr}/ (feeds under /feeds/)",
@@ -169,6 +233,8 @@ async fn builder(
         let started = std::time::Instant::now();
         match publisher.build(Utc::now()).await {
             Ok(build) => {
+                metrics::histogram!("herald_feed_build_seconds")
+                    .record(started.elapsed().as_secs_f64());
                 if build.reread > 0
                     || !build.changed.is_empty()
                     || !build.removed.is_empty()

@@ -10,6 +10,11 @@
 //! - [`feeds`]: pure RSS / Atom / JSON Feed serializers.
 //! - [`publish`]: the build pipeline from articles to feed files on disk.
 //! - [`templates`]: Handlebars templates, embedded defaults overridden by `templates/`.
+//! - [`newsletters`]: issues: schedules, article selection, rendering, the scheduler.
+//! - [`mail`]: relay connections, messages, DKIM.
+//! - [`delivery`]: the ledger workers: lease, send, retry, record.
+//! - [`subscribers`]: addresses, tokens, confirmation emails, CSV import/export.
+//! - [`telemetry`]: Prometheus metrics.
 //! - [`websub`]: telling a WebSub hub that feeds changed.
 //! - [`http`]: the axum router: feeds with conditional GET, home page, health.
 //! - [`daemon`]: `herald run`: watch, rebuild, serve, shut down cleanly.
@@ -19,9 +24,14 @@ pub mod articles;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod delivery;
 pub mod feeds;
 pub mod http;
+pub mod mail;
+pub mod newsletters;
 pub mod publish;
 pub mod store;
+pub mod subscribers;
+pub mod telemetry;
 pub mod templates;
 pub mod websub;

@@ -2,12 +2,16 @@
 //! (0 success, 1 runtime failure, 2 bad input).
 //!
 //! # Layout
-//! One module per command: [`init`], [`check`], [`build`], [`run`].
+//! One module per command: [`init`], [`check`], [`build`], [`run`], [`send`] (and preview),
+//! [`status`], [`subscribers`].
 
 pub mod build;
 pub mod check;
 pub mod init;
 pub mod run;
+pub mod send;
+pub mod status;
+pub mod subscribers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,8 +46,34 @@ pub enum Command {
     Check,
     /// Read the articles and write the feeds.
     Build,
-    /// The daemon: watch articles, rebuild feeds, serve HTTP.
+    /// The daemon: watch articles, rebuild feeds, serve HTTP, send confirmation emails.
     Run,
+    /// Make an issue of newsletter ID now and deliver it (resumes an unfinished one).
+    Send {
+        id: String,
+        /// Show the articles and recipients; send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Send one test copy to this address; the ledger is left alone.
+        #[arg(long, value_name = "ADDRESS", conflicts_with = "dry_run")]
+        to: Option<String>,
+    },
+    /// Render the next issue of newsletter ID (HTML, or --text).
+    Preview {
+        id: String,
+        #[arg(long)]
+        text: bool,
+        /// Write to FILE instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Issues and delivery counts.
+    Status,
+    /// Manage the subscriber list.
+    Subscribers {
+        #[command(subcommand)]
+        command: subscribers::Command,
+    },
 }
 
 /// Exit codes (DESIGN §7).
@@ -77,6 +107,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check => check::run(&*open(&cli.site)?),
         Command::Build => runtime()?.block_on(build::run(open(&cli.site)?)),
         Command::Run => runtime()?.block_on(run::run(open(&cli.site)?)),
+        Command::Send { id, dry_run, to } => {
+            runtime()?.block_on(send::send(open(&cli.site)?, &id, dry_run, to))
+        }
+        Command::Preview { id, text, out } => {
+            runtime()?.block_on(send::preview(open(&cli.site)?, &id, text, out))
+        }
+        Command::Status => runtime()?.block_on(status::run(open(&cli.site)?)),
+        Command::Subscribers { command } => {
+            runtime()?.block_on(subscribers::run(open(&cli.site)?, command))
+        }
     }
 }
 

@@ -16,7 +16,7 @@ pub async fn run(site: Arc<Site>) -> anyhow::Result<ExitCode> {
     })?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    crate::daemon::run(site, listener, shutdown).await?;
+    crate::daemon::run(site, listener, crate::config::Secrets::from_env(), shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 

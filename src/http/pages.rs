@@ -96,7 +96,12 @@ pub async fn home(State(app): State<App>) -> Response {
         .collect();
     let mut ctx = base_context(&app, None);
     ctx.insert("articles".into(), Value::Array(articles));
-    ctx.insert("subscribe_url".into(), Value::Null);
+    let cfg = &app.site().config;
+    let subscribe = (!cfg.newsletters.is_empty()).then(|| cfg.site.url("subscribe"));
+    ctx.insert(
+        "subscribe_url".into(),
+        subscribe.map(Value::from).unwrap_or(Value::Null),
+    );
     render_page(&app, StatusCode::OK, "home", &ctx)
 }
 

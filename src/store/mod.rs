@@ -7,8 +7,12 @@
 //!
 //! # Layout
 //! - [`articles`]: the article index (permanent ids, first-seen times) and feed ids.
+//! - [`subscribers`]: subscribers, subscriptions, consent, the confirmation email queue.
+//! - [`ledger`]: issues and the delivery ledger.
 
 pub mod articles;
+pub mod ledger;
+pub mod subscribers;
 
 use std::path::Path;
 use std::str::FromStr;

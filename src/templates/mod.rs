@@ -25,6 +25,24 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("layout.html.hbs", include_str!("layout.html.hbs")),
     ("home.html.hbs", include_str!("home.html.hbs")),
     ("message.html.hbs", include_str!("message.html.hbs")),
+    ("subscribe.html.hbs", include_str!("subscribe.html.hbs")),
+    ("confirm.html.hbs", include_str!("confirm.html.hbs")),
+    ("unsubscribe.html.hbs", include_str!("unsubscribe.html.hbs")),
+    (
+        "confirm_email.html.hbs",
+        include_str!("confirm_email.html.hbs"),
+    ),
+    (
+        "confirm_email.txt.hbs",
+        include_str!("confirm_email.txt.hbs"),
+    ),
+    (
+        "confirm_email_subject.txt.hbs",
+        include_str!("confirm_email_subject.txt.hbs"),
+    ),
+    ("newsletter.html.hbs", include_str!("newsletter.html.hbs")),
+    ("newsletter.txt.hbs", include_str!("newsletter.txt.hbs")),
+    ("archive.html.hbs", include_str!("archive.html.hbs")),
 ];
 
 /// Where a template came from, for messages.

@@ -124,10 +124,19 @@ pub struct Daemon {
 
 impl Daemon {
     pub async fn start(p: &Publication) -> Daemon {
+        Daemon::start_with(p, herald::config::Secrets::default()).await
+    }
+
+    pub async fn start_with(p: &Publication, secrets: herald::config::Secrets) -> Daemon {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let token = CancellationToken::new();
-        let handle = tokio::spawn(herald::daemon::run(p.site(), listener, token.clone()));
+        let handle = tokio::spawn(herald::daemon::run(
+            p.site(),
+            listener,
+            secrets,
+            token.clone(),
+        ));
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         // Ready when /healthz answers.
         for _ in 0..200 {

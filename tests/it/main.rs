@@ -3,9 +3,13 @@
 //! store, real HTTP over TCP, the real `herald` binary, and feed-rs reading our output.
 
 mod helpers;
+/// A real SMTP server in this process, with fault injection.
+mod smtp;
 
 /// Article files in, settled articles out: front matter, defaults, drafts, bad files.
 mod articles;
+/// Sign-up to unsubscribe in headless Chromium, with screenshots.
+mod browser;
 /// The `herald` binary: init, check, build, exit codes, messages.
 mod cli;
 /// `herald run`: rebuilding on file changes and when scheduled articles fall due.
@@ -14,3 +18,7 @@ mod daemon;
 mod feeds;
 /// The HTTP surface: media types, ETags, 304s, gzip, home page.
 mod http;
+/// `herald subscribers`: CSV import and export, add, remove.
+mod import;
+/// Sign-up, confirmation, unsubscription, the admin API, with real SMTP.
+mod subscribers;

@@ -1,0 +1,637 @@
+//! Delivery: working the ledger until every row is sent, failed for good, or skipped.
+//!
+//! One leaser leases due rows (a crash lets the lease lapse, or a restart takes back the
+//! leases of a dead process at once), `mail.connections` sender tasks each hold their own
+//! SMTP connection and send one message per recipient under a timeout, and one finisher
+//! records outcomes in batches right after the relay's answer. Outcomes (DESIGN §5,
+//! STANDARDS §11): 250 → sent; 4xx, timeout, lost connection → deferred with backoff and
+//! jitter, failed once older than `mail.max_age`; 5xx → failed, never retried, 5.1.x also
+//! marks the address bounced, 5.7.x is reported to the operator and punishes nobody.
+//! Throttling replies halve the sending rate, which then recovers slowly.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Site;
+use crate::mail::message::{Composer, Digest};
+use crate::mail::{SendError, Sender, Transport};
+use crate::newsletters::IssueContent;
+use crate::store::Store;
+use crate::store::ledger::{Leased, Outcome};
+use crate::subscribers::tokens::{Claims, Keys, Purpose};
+
+/// How long a leased row stays ours; rows are sent within seconds of being leased.
+const LEASE: Duration = Duration::from_secs(600);
+/// Rows handed to the senders ahead of time, per connection.
+const AHEAD_PER_CONNECTION: usize = 64;
+/// Outcomes are written at least this often.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// In-flight sends get this long to finish after a shutdown request.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// `run(until_done)` waits for deferred rows due within this many seconds.
+const WAIT_FOR_RETRIES_SECS: i64 = 120;
+/// Retry delays after a temporary failure, as multiples of `mail.retry_base`.
+const BACKOFF: [u32; 5] = [1, 5, 30, 120, 360];
+
+/// Counts since this process started sending, for progress bars and `/metrics`.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub sent: AtomicU64,
+    pub deferred: AtomicU64,
+    pub failed: AtomicU64,
+    pub skipped: AtomicU64,
+}
+
+/// An issue's rendered content, loaded once per process.
+struct CachedIssue {
+    newsletter_id: String,
+    newsletter_title: String,
+    created: DateTime<Utc>,
+    content: IssueContent,
+}
+
+/// Sends what the ledger says is due.
+pub struct Delivery {
+    site: Arc<Site>,
+    store: Store,
+    keys: Keys,
+    composer: Arc<Composer>,
+    transport: Transport,
+    worker: String,
+    pacer: Arc<Pacer>,
+    issues: Mutex<HashMap<i64, Arc<CachedIssue>>>,
+    pub progress: Arc<Progress>,
+    /// Poked when new rows are queued (a new issue).
+    pub wake: Arc<Notify>,
+}
+
+impl Delivery {
+    /// Registers this process as a worker and takes back the leases of dead ones.
+    pub async fn start(
+        site: Arc<Site>,
+        store: Store,
+        keys: Keys,
+        transport: Transport,
+    ) -> anyhow::Result<Arc<Delivery>> {
+        let composer = Composer::new(&site).map_err(crate::cli::BadInput)?;
+        let host = hostname();
+        let pid = std::process::id();
+        let worker = format!("{host}:{pid}:{}", Utc::now().timestamp_millis());
+        store
+            .register_worker(&worker, &host, pid, Utc::now())
+            .await?;
+        let dead: Vec<String> = store
+            .workers()
+            .await?
+            .into_iter()
+            .filter(|(id, h, p, beat)| {
+                let gone_here = *h == host && !process_alive(*p);
+                let silent = Utc::now() - *beat > chrono::Duration::minutes(2);
+                id != &worker && (gone_here || silent)
+            })
+            .map(|(id, ..)| id)
+            .collect();
+        let reclaimed = store.reclaim_leases(&dead, Utc::now()).await?;
+        if reclaimed > 0 {
+            tracing::info!("took back {reclaimed} deliveries left in flight by a stopped process");
+        }
+        let rate = site.config.mail.rate_per_second;
+        Ok(Arc::new(Delivery {
+            pacer: Arc::new(Pacer::new(rate)),
+            composer: Arc::new(composer),
+            site,
+            store,
+            keys,
+            transport,
+            worker,
+            issues: Mutex::new(HashMap::new()),
+            progress: Arc::new(Progress::default()),
+            wake: Arc::new(Notify::new()),
+        }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Works the ledger until `shutdown`, or — with `until_done` — until no row of `issue`
+    /// (or of any issue) is left to send now. Returns when the senders have finished.
+    pub async fn run(
+        self: &Arc<Self>,
+        issue: Option<i64>,
+        until_done: bool,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let connections = self.site.config.mail.connections;
+        let capacity = connections * AHEAD_PER_CONNECTION;
+        let (rows_tx, rows_rx) = mpsc::channel::<Leased>(capacity);
+        let rows_rx = Arc::new(tokio::sync::Mutex::new(rows_rx));
+        let (done_tx, done_rx) = mpsc::unbounded_channel::<(i64, Outcome)>();
+        // Cancelled a grace period after shutdown: in-flight sends are cut off then.
+        let hard_stop = CancellationToken::new();
+
+        let finisher = tokio::spawn(self.clone().finisher(done_rx));
+        let mut senders = Vec::new();
+        for _ in 0..connections {
+            senders.push(tokio::spawn(self.clone().sender(
+                rows_rx.clone(),
+                done_tx.clone(),
+                shutdown.clone(),
+                hard_stop.clone(),
+            )));
+        }
+        drop(done_tx);
+
+        let result = self
+            .lease_loop(issue, until_done, &rows_tx, capacity, &shutdown)
+            .await;
+        drop(rows_tx);
+        let stopper = {
+            let hard_stop = hard_stop.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                shutdown.cancelled().await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+                hard_stop.cancel();
+            })
+        };
+        for s in senders {
+            let _ = s.await;
+        }
+        stopper.abort();
+        finisher.await.context("the outcome writer stopped")??;
+        self.store.heartbeat(&self.worker, Utc::now()).await?;
+        result
+    }
+
+    /// Leases due rows into the senders' queue while there is room.
+    async fn lease_loop(
+        &self,
+        issue: Option<i64>,
+        until_done: bool,
+        rows: &mpsc::Sender<Leased>,
+        capacity: usize,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let mut last_beat = Instant::now();
+        loop {
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
+            if last_beat.elapsed() > Duration::from_secs(10) {
+                self.store.heartbeat(&self.worker, Utc::now()).await?;
+                self.store.reclaim_leases(&[], Utc::now()).await?;
+                last_beat = Instant::now();
+            }
+            let room = rows.capacity().min(capacity);
+            if room >= capacity / 4 || room == capacity {
+                let leased = self
+                    .store
+                    .lease_deliveries(&self.worker, room as i64, Utc::now(), LEASE, issue)
+                    .await?;
+                if !leased.is_empty() {
+                    for row in leased {
+                        if rows.send(row).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    continue;
+                }
+                if until_done && rows.capacity() == capacity {
+                    // Nothing due now and nothing queued for the senders: done once nothing is
+                    // in flight and no retry falls due soon (later ones are `herald run`'s).
+                    let soon = Utc::now() + chrono::Duration::seconds(WAIT_FOR_RETRIES_SECS);
+                    if self.store.pending_before(issue, soon).await? == 0 {
+                        return Ok(());
+                    }
+                }
+            }
+            let next = self.store.next_delivery_due().await?;
+            let wait = next
+                .map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO))
+                .unwrap_or(Duration::from_secs(5))
+                .clamp(Duration::from_millis(20), Duration::from_secs(5));
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    async fn sender(
+        self: Arc<Self>,
+        rows: Arc<tokio::sync::Mutex<mpsc::Receiver<Leased>>>,
+        done: mpsc::UnboundedSender<(i64, Outcome)>,
+        shutdown: CancellationToken,
+        hard_stop: CancellationToken,
+    ) {
+        let mut sender = Sender::new(self.transport.clone(), self.site.config.mail.timeout.0);
+        loop {
+            let row = {
+                let mut rx = rows.lock().await;
+                match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
+                    Ok(row) => row,
+                    Err(_) => {
+                        drop(rx);
+                        sender.close().await; // idle: do not hold the relay's connection
+                        continue;
+                    }
+                }
+            };
+            let Some(row) = row else { break };
+            let outcome = if shutdown.is_cancelled() {
+                Outcome::Released
+            } else {
+                tokio::select! {
+                    o = self.deliver(&mut sender, &row, &shutdown) => o,
+                    _ = hard_stop.cancelled() => Outcome::Deferred {
+                        until: Utc::now(),
+                        code: None,
+                        error: "cut off by shutdown".into(),
+                    },
+                }
+            };
+            self.count(&outcome);
+            if done.send((row.id, outcome)).is_err() {
+                break;
+            }
+        }
+        sender.close().await;
+    }
+
+    fn count(&self, o: &Outcome) {
+        let (counter, result) = match o {
+            Outcome::Sent => (&self.progress.sent, "sent"),
+            Outcome::Deferred { .. } => (&self.progress.deferred, "deferred"),
+            Outcome::Failed { .. } => (&self.progress.failed, "failed"),
+            Outcome::Skipped => (&self.progress.skipped, "skipped"),
+            Outcome::Released => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("herald_deliveries_total", "result" => result).increment(1);
+    }
+
+    /// One attempt at one row.
+    async fn deliver(
+        &self,
+        sender: &mut Sender,
+        row: &Leased,
+        shutdown: &CancellationToken,
+    ) -> Outcome {
+        if !row.deliverable {
+            return Outcome::Skipped;
+        }
+        let issue = match self.issue(row.issue).await {
+            Ok(i) => i,
+            Err(e) => {
+                return Outcome::Deferred {
+                    until: Utc::now() + chrono::Duration::seconds(30),
+                    code: None,
+                    error: format!("loading issue {}: {e:#}", row.issue),
+                };
+            }
+        };
+        // The relay said slow down, or is unreachable: wait here, not in a retry storm.
+        tokio::select! {
+            _ = self.pacer.wait() => {}
+            _ = shutdown.cancelled() => return Outcome::Released,
+        }
+        let eight_bit = match sender.eight_bit().await {
+            Ok(b) => b,
+            Err(e) => return self.relay_unreachable(row, &issue, e),
+        };
+        let token = self.keys.sign(&Claims {
+            purpose: Purpose::Unsubscribe,
+            subscriber: row.subscriber,
+            newsletter: Some(issue.newsletter_id.clone()),
+            nonce: None,
+            expires: None,
+        });
+        let unsubscribe_url = self.site.config.site.url(&format!("unsubscribe/{token}"));
+        let digest = Digest {
+            newsletter_id: &issue.newsletter_id,
+            newsletter_title: &issue.newsletter_title,
+            issue: row.issue,
+            row: row.id,
+            content: &issue.content,
+            to_email: &row.email,
+            to_name: &row.name,
+            unsubscribe_url: &unsubscribe_url,
+            unsubscribe_token: &token,
+        };
+        let composer = self.composer.clone();
+        // DKIM signing is CPU work: keep it off the async workers when it is on.
+        let built = if composer.signs() {
+            tokio::task::block_in_place(|| composer.compose(&digest, eight_bit))
+        } else {
+            composer.compose(&digest, eight_bit)
+        };
+        let out = match built {
+            Ok(o) => o,
+            Err(e) => {
+                return Outcome::Failed {
+                    code: None,
+                    error: format!("building the message: {e:#}"),
+                };
+            }
+        };
+        match sender.send(&out).await {
+            Ok(()) => {
+                self.pacer.succeeded();
+                Outcome::Sent
+            }
+            Err(e) => self.after_failure(row, &issue, e).await,
+        }
+    }
+
+    fn relay_unreachable(&self, row: &Leased, issue: &CachedIssue, e: SendError) -> Outcome {
+        let delay = self.pacer.unreachable();
+        tracing::warn!("relay unreachable ({e}); retrying in {} s", delay.as_secs());
+        metrics::counter!("herald_smtp_replies_total", "class" => "network").increment(1);
+        self.defer_or_fail(row, issue, e, delay)
+    }
+
+    async fn after_failure(&self, row: &Leased, issue: &CachedIssue, e: SendError) -> Outcome {
+        metrics::counter!("herald_smtp_replies_total", "class" => e.class()).increment(1);
+        if e.is_permanent() {
+            if e.is_bad_address() {
+                tracing::info!(
+                    "{} bounced ({e}); the address will not be mailed again",
+                    row.email
+                );
+                if let Err(err) = self.store.mark_bounced(row.subscriber, Utc::now()).await {
+                    tracing::error!("marking {} bounced: {err:#}", row.email);
+                }
+            } else if e.is_policy() {
+                tracing::warn!(
+                    "the relay refused a message to {} on policy grounds ({e}): check the sending domain's SPF, DKIM and DMARC; the subscriber is left alone",
+                    row.email
+                );
+                metrics::counter!("herald_policy_rejections_total", "code" => e.enhanced.clone().unwrap_or_default()).increment(1);
+            }
+            return Outcome::Failed {
+                code: e.code,
+                error: e.message,
+            };
+        }
+        if e.is_throttle() {
+            self.pacer.throttled();
+        }
+        let step = BACKOFF[(row.attempts.max(1) as usize - 1).min(BACKOFF.len() - 1)];
+        let base = self.site.config.mail.retry_base.0 * step;
+        self.defer_or_fail(row, issue, e, jitter(base))
+    }
+
+    /// Defers a row by `delay`, or fails it when that would take it past `mail.max_age`.
+    fn defer_or_fail(
+        &self,
+        row: &Leased,
+        issue: &CachedIssue,
+        e: SendError,
+        delay: Duration,
+    ) -> Outcome {
+        let until = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+        let max_age =
+            chrono::Duration::from_std(self.site.config.mail.max_age.0).unwrap_or_default();
+        if until - issue.created > max_age {
+            tracing::warn!(
+                "giving up on {} after {} attempts: {e}",
+                row.email,
+                row.attempts
+            );
+            return Outcome::Failed {
+                code: e.code,
+                error: format!("gave up at the maximum age: {}", e.message),
+            };
+        }
+        Outcome::Deferred {
+            until,
+            code: e.code,
+            error: e.to_string(),
+        }
+    }
+
+    async fn issue(&self, id: i64) -> anyhow::Result<Arc<CachedIssue>> {
+        if let Some(i) = self.issues.lock().expect("no panics while locked").get(&id) {
+            return Ok(i.clone());
+        }
+        let issue = self
+            .store
+            .issue(id)
+            .await?
+            .with_context(|| format!("issue {id} is missing"))?;
+        let content: IssueContent =
+            serde_json::from_str(&issue.content).context("reading the stored issue")?;
+        let title = self
+            .site
+            .config
+            .newsletters
+            .iter()
+            .find(|n| n.id.0 == issue.newsletter)
+            .map(|n| n.title.0.clone())
+            .unwrap_or_else(|| issue.newsletter.clone());
+        let cached = Arc::new(CachedIssue {
+            newsletter_id: issue.newsletter,
+            newsletter_title: title,
+            created: issue.created,
+            content,
+        });
+        self.issues
+            .lock()
+            .expect("no panics while locked")
+            .insert(id, cached.clone());
+        Ok(cached)
+    }
+
+    /// Writes outcomes in batches until every sender is done.
+    async fn finisher(
+        self: Arc<Self>,
+        mut done: mpsc::UnboundedReceiver<(i64, Outcome)>,
+    ) -> anyhow::Result<()> {
+        let mut batch = Vec::new();
+        loop {
+            let got = tokio::time::timeout(FLUSH_EVERY, done.recv()).await;
+            match got {
+                Ok(Some(item)) => {
+                    batch.push(item);
+                    while batch.len() < 500 {
+                        match done.try_recv() {
+                            Ok(item) => batch.push(item),
+                            Err(_) => break,
+                        }
+                    }
+                    if batch.len() < 500 {
+                        // Let more arrive, but never hold a 250 for long.
+                        continue;
+                    }
+                }
+                Ok(None) => {
+                    self.flush(&mut batch).await?;
+                    return Ok(());
+                }
+                Err(_) => {}
+            }
+            self.flush(&mut batch).await?;
+        }
+    }
+
+    async fn flush(&self, batch: &mut Vec<(i64, Outcome)>) -> anyhow::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // Retry a failed write: these rows were sent; losing the record means a resend.
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match self
+                .store
+                .finish_deliveries(&self.worker, batch, Utc::now())
+                .await
+            {
+                Ok(()) => break,
+                Err(e) if delay < Duration::from_secs(10) => {
+                    tracing::warn!("recording outcomes: {e:#}; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        batch.clear();
+        Ok(())
+    }
+
+    /// Leaves the workers table (a clean exit).
+    pub async fn stop(&self) {
+        let _ = self.store.unregister_worker(&self.worker).await;
+    }
+
+    /// The current sending rate limit, in messages per second.
+    pub fn rate(&self) -> f64 {
+        self.pacer.rate()
+    }
+}
+
+/// ±20% so deferred rows do not return in one wave.
+fn jitter(d: Duration) -> Duration {
+    let f: f64 = 0.8 + rand::random::<f64>() * 0.4;
+    d.mul_f64(f)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Whether a process with this id runs on this host (Linux: `/proc/<pid>`).
+fn process_alive(pid: i64) -> bool {
+    if !std::path::Path::new("/proc/self").exists() {
+        return true; // cannot tell: rely on heartbeats
+    }
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Paces sends to `mail.rate_per_second`, halves the rate on throttling replies (at most
+/// once a second), lets it recover by a tenth each calm second, and holds every sender back
+/// while the relay is unreachable.
+pub struct Pacer {
+    state: Mutex<PacerState>,
+}
+
+struct PacerState {
+    max_rate: f64,
+    rate: f64,
+    next: Instant,
+    last_change: Instant,
+    /// While the relay is unreachable: when to try again, and the current delay.
+    down_until: Option<Instant>,
+    down_delay: Duration,
+}
+
+impl Pacer {
+    pub fn new(rate: f64) -> Pacer {
+        let now = Instant::now();
+        Pacer {
+            state: Mutex::new(PacerState {
+                max_rate: rate,
+                rate,
+                next: now,
+                last_change: now,
+                down_until: None,
+                down_delay: Duration::ZERO,
+            }),
+        }
+    }
+
+    pub fn rate(&self) -> f64 {
+        self.state.lock().expect("no panics while locked").rate
+    }
+
+    /// Waits for this sender's turn.
+    pub async fn wait(&self) {
+        let at = {
+            let mut s = self.state.lock().expect("no panics while locked");
+            let now = Instant::now();
+            // Recovery: a tenth more per calm second, up to the configured rate.
+            if s.rate < s.max_rate && now.duration_since(s.last_change) >= Duration::from_secs(1) {
+                s.rate = (s.rate * 1.1).min(s.max_rate);
+                s.last_change = now;
+            }
+            let interval = Duration::from_secs_f64(1.0 / s.rate);
+            let mut at = s.next.max(now);
+            if let Some(up) = s.down_until {
+                at = at.max(up);
+            }
+            s.next = at + interval;
+            at
+        };
+        if at > Instant::now() {
+            tokio::time::sleep_until(at.into()).await;
+        }
+    }
+
+    /// A throttling reply: halve the rate (floor: a sixteenth of the configured rate).
+    pub fn throttled(&self) {
+        let mut s = self.state.lock().expect("no panics while locked");
+        let now = Instant::now();
+        if now.duration_since(s.last_change) >= Duration::from_secs(1) {
+            s.rate = (s.rate / 2.0).max(s.max_rate / 16.0);
+            s.last_change = now;
+            tracing::info!(
+                "the relay asks to slow down: sending at {:.1} messages/s",
+                s.rate
+            );
+            metrics::gauge!("herald_send_rate_limit").set(s.rate);
+        }
+    }
+
+    pub fn succeeded(&self) {
+        let mut s = self.state.lock().expect("no panics while locked");
+        if s.down_until.is_some() {
+            s.down_until = None;
+            s.down_delay = Duration::ZERO;
+        }
+    }
+
+    /// The relay cannot be reached: everyone waits 1 s, then 2, 4… up to 30 s.
+    pub fn unreachable(&self) -> Duration {
+        let mut s = self.state.lock().expect("no panics while locked");
+        let now = Instant::now();
+        if s.down_until.is_none_or(|u| u <= now) {
+            s.down_delay =
+                (s.down_delay * 2).clamp(Duration::from_secs(1), Duration::from_secs(30));
+            s.down_until = Some(now + s.down_delay);
+        }
+        s.down_delay
+    }
+}

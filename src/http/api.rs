@@ -1,0 +1,331 @@
+//! The admin API under `/api`, behind `Authorization: Bearer $HERALD_ADMIN_TOKEN` (compared
+//! in constant time). Without the variable the API is off: every path answers 404.
+//! Errors are JSON: `{"error": "...", "field": "..."}`.
+
+use axum::Router;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, body::Bytes};
+use chrono::Utc;
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use super::App;
+use crate::store::subscribers::{Added, ListFilter};
+use crate::subscribers::tokens::secrets_equal;
+use crate::subscribers::{Email, Evidence, Status, clean_name};
+
+/// Most rows one list request returns.
+const MAX_PAGE: i64 = 1000;
+
+pub fn router(app: App) -> Router<App> {
+    Router::new()
+        .route("/subscribers", get(list).post(add))
+        .route("/subscribers/counts", get(counts))
+        .route("/subscribers/{email}", get(show).delete(remove))
+        .route("/articles", get(articles))
+        .layer(middleware::from_fn_with_state(app, authorize))
+}
+
+/// A JSON error naming the field at fault.
+fn error(status: StatusCode, field: Option<&str>, message: impl Into<String>) -> Response {
+    let mut body = json!({"error": message.into()});
+    if let Some(f) = field {
+        body["field"] = f.into();
+    }
+    (status, Json(body)).into_response()
+}
+
+async fn authorize(State(app): State<App>, req: Request, next: Next) -> Response {
+    let Some(expected) = app.admin_token() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            None,
+            "the admin API is off: set HERALD_ADMIN_TOKEN to turn it on",
+        );
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(token) if secrets_equal(token, expected.expose_secret()) => next.run(req).await,
+        _ => {
+            let mut r = error(
+                StatusCode::UNAUTHORIZED,
+                None,
+                "a valid `Authorization: Bearer <token>` header is required",
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            r
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    newsletter: Option<String>,
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn list(
+    State(app): State<App>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, Some("query"), e.body_text()),
+    };
+    let status = match q.status.as_deref().map(str::parse::<Status>).transpose() {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_REQUEST, Some("status"), e),
+    };
+    if let Some(n) = &q.newsletter
+        && !app.site().config.newsletters.iter().any(|x| x.id.0 == *n)
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            Some("newsletter"),
+            format!("there is no newsletter {n:?}"),
+        );
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            Some("limit"),
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        );
+    }
+    let filter = ListFilter {
+        status,
+        newsletter: q.newsletter,
+        after: q.after.unwrap_or(0),
+        limit,
+    };
+    match app.store().list_subscribers(&filter).await {
+        Ok(rows) => {
+            let next = (rows.len() as i64 == limit)
+                .then(|| rows.last().map(|r| r.id))
+                .flatten();
+            Json(json!({"subscribers": rows, "next_after": next})).into_response()
+        }
+        Err(e) => internal(e),
+    }
+}
+
+async fn show(State(app): State<App>, Path(email): Path<String>) -> Response {
+    let email = match Email::parse(&email) {
+        Ok(e) => e,
+        Err(e) => return error(StatusCode::BAD_REQUEST, Some("email"), e),
+    };
+    match app.store().subscriber_by_email(&email).await {
+        Ok(Some(s)) => Json(json!({"subscriber": s})).into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            Some("email"),
+            format!("{email} is not on the list"),
+        ),
+        Err(e) => internal(e),
+    }
+}
+
+async fn add(State(app): State<App>, body: Bytes) -> Response {
+    let v: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                Some("body"),
+                format!("the body is not valid JSON: {e}"),
+            );
+        }
+    };
+    let Some(obj) = v.as_object() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            Some("body"),
+            "the body must be a JSON object",
+        );
+    };
+    const FIELDS: [&str; 4] = ["email", "name", "newsletters", "confirmed"];
+    if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            Some(unknown),
+            format!("unknown field `{unknown}` (known: {})", FIELDS.join(", ")),
+        );
+    }
+    let Some(raw_email) = obj.get("email").and_then(Value::as_str) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            Some("email"),
+            "`email` (a string) is required",
+        );
+    };
+    let email = match Email::parse(raw_email) {
+        Ok(e) => e,
+        Err(e) => return error(StatusCode::BAD_REQUEST, Some("email"), e),
+    };
+    let name = match obj.get("name") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => match clean_name(s) {
+            Ok(n) => n,
+            Err(e) => return error(StatusCode::BAD_REQUEST, Some("name"), e),
+        },
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                Some("name"),
+                "`name` must be a string",
+            );
+        }
+    };
+    let configured: Vec<String> = app
+        .site()
+        .config
+        .newsletters
+        .iter()
+        .map(|n| n.id.0.clone())
+        .collect();
+    let newsletters: Vec<String> = match obj.get("newsletters") {
+        None | Some(Value::Null) => configured.clone(),
+        Some(Value::Array(items)) => {
+            let mut out = Vec::new();
+            for i in items {
+                match i.as_str() {
+                    Some(id) if configured.iter().any(|c| c == id) => out.push(id.to_string()),
+                    Some(id) => {
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            Some("newsletters"),
+                            format!("there is no newsletter {id:?}"),
+                        );
+                    }
+                    None => {
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            Some("newsletters"),
+                            "`newsletters` must be a list of ids",
+                        );
+                    }
+                }
+            }
+            out
+        }
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                Some("newsletters"),
+                "`newsletters` must be a list of ids",
+            );
+        }
+    };
+    let confirmed = match obj.get("confirmed") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                Some("confirmed"),
+                "`confirmed` must be true or false",
+            );
+        }
+    };
+    let ev = Evidence {
+        source: "api".into(),
+        ip: None,
+        user_agent: None,
+    };
+    let outcome = match app
+        .store()
+        .add_subscriber(&email, &name, &newsletters, confirmed, &ev, Utc::now())
+        .await
+    {
+        Ok(o) => o,
+        Err(e) => return internal(e),
+    };
+    let (status, what, id) = match outcome {
+        Added::Created(id) => (StatusCode::CREATED, "created", id),
+        Added::Updated(id) => (StatusCode::OK, "updated", id),
+        Added::Unchanged(id) => (StatusCode::OK, "unchanged", id),
+        Added::Suppressed(s) => {
+            return error(
+                StatusCode::CONFLICT,
+                Some("email"),
+                format!(
+                    "{email} is {s}: only the person can subscribe again, by signing up and confirming"
+                ),
+            );
+        }
+    };
+    if !confirmed {
+        app.wake_confirmations();
+    }
+    match app.store().subscriber(id).await {
+        Ok(s) => (status, Json(json!({"outcome": what, "subscriber": s}))).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn remove(State(app): State<App>, Path(email): Path<String>) -> Response {
+    let email = match Email::parse(&email) {
+        Ok(e) => e,
+        Err(e) => return error(StatusCode::BAD_REQUEST, Some("email"), e),
+    };
+    match app.store().remove_subscriber(&email, Utc::now()).await {
+        Ok(true) => Json(json!({"outcome": "unsubscribed", "email": email})).into_response(),
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            Some("email"),
+            format!("{email} is not on the list"),
+        ),
+        Err(e) => internal(e),
+    }
+}
+
+async fn counts(State(app): State<App>) -> Response {
+    match app.store().subscriber_counts().await {
+        Ok(c) => Json(c).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn articles(State(app): State<App>) -> Response {
+    let build = app.current();
+    let now = Utc::now();
+    let list: Vec<Value> = build
+        .articles
+        .iter()
+        .map(|a| {
+            json!({
+                "id": a.id, "slug": a.slug, "title": a.title, "url": a.url,
+                "date": crate::feeds::rfc3339(a.date), "draft": a.draft, "published": a.is_due(now),
+                "tags": a.tags.iter().map(|t| &t.name).collect::<Vec<_>>(),
+                "source": a.source,
+            })
+        })
+        .collect();
+    let problems: Vec<String> = build.problems.iter().map(|p| p.to_string()).collect();
+    Json(json!({"articles": list, "problems": problems})).into_response()
+}
+
+fn internal(e: anyhow::Error) -> Response {
+    tracing::error!("admin API: {e:#}");
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        None,
+        "internal error (see the server log)",
+    )
+}

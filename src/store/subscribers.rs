@@ -1,0 +1,1005 @@
+//! SQL for subscribers: sign-up, confirmation, unsubscription, the admin operations, and
+//! the queue of confirmation emails.
+//!
+//! Suppression is enforced here, where every path meets: an unsubscribed, bounced or
+//! complained address changes status only through `confirm` (the person clicking a fresh
+//! confirmation link), never through `add_subscriber` or an import.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{Store, from_ms, to_ms};
+use crate::subscribers::{Email, Evidence, Status, tokens};
+
+/// A subscriber as stored, with the newsletters it receives.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Subscriber {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    pub status: Status,
+    pub newsletters: Vec<String>,
+    pub created: DateTime<Utc>,
+    pub consent_at: Option<DateTime<Utc>>,
+    pub consent_source: Option<String>,
+    pub consent_ip: Option<String>,
+    pub consent_user_agent: Option<String>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+    pub unsubscribed_at: Option<DateTime<Utc>>,
+}
+
+const SUBSCRIBER_COLUMNS: &str = "id, email, name, status, created_ms, consent_ms, consent_source, consent_ip, consent_user_agent, confirmed_ms, unsubscribed_ms";
+
+fn subscriber_from(row: &sqlx::sqlite::SqliteRow) -> Result<Subscriber, sqlx::Error> {
+    let status: String = row.try_get("status")?;
+    Ok(Subscriber {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        name: row.try_get("name")?,
+        status: status
+            .parse()
+            .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+        newsletters: Vec::new(),
+        created: from_ms(row.try_get("created_ms")?),
+        consent_at: row.try_get::<Option<i64>, _>("consent_ms")?.map(from_ms),
+        consent_source: row.try_get("consent_source")?,
+        consent_ip: row.try_get("consent_ip")?,
+        consent_user_agent: row.try_get("consent_user_agent")?,
+        confirmed_at: row.try_get::<Option<i64>, _>("confirmed_ms")?.map(from_ms),
+        unsubscribed_at: row
+            .try_get::<Option<i64>, _>("unsubscribed_ms")?
+            .map(from_ms),
+    })
+}
+
+/// What a sign-up did. The HTTP answer is the same whatever this says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignUp {
+    /// A confirmation email is queued.
+    Queued { subscriber: i64 },
+    /// The address had its daily share of confirmation emails; nothing changed.
+    RateLimited,
+}
+
+/// What a confirmation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirmed {
+    Done {
+        email: String,
+        newsletters: Vec<String>,
+    },
+    /// The link was used already, or replaced, or the person unsubscribed since.
+    Stale,
+}
+
+/// What an unsubscription did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unsubscribed {
+    /// `remaining` lists newsletters still received (empty: unsubscribed from everything).
+    Done {
+        email: String,
+        remaining: Vec<String>,
+    },
+    Already {
+        email: String,
+    },
+    NotFound,
+}
+
+/// What an operator's add did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Added {
+    Created(i64),
+    Updated(i64),
+    Unchanged(i64),
+    /// Suppressed addresses are left alone: only the person can re-subscribe.
+    Suppressed(Status),
+}
+
+/// Filters for listing.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<Status>,
+    pub newsletter: Option<String>,
+    /// Only ids greater than this (keyset pagination).
+    pub after: i64,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Counts {
+    pub total: i64,
+    pub by_status: BTreeMap<String, i64>,
+    /// Confirmed subscribers per newsletter.
+    pub by_newsletter: BTreeMap<String, i64>,
+}
+
+/// A confirmation email to send.
+#[derive(Debug, Clone)]
+pub struct ConfirmJob {
+    pub id: i64,
+    pub subscriber: i64,
+    pub nonce: String,
+    pub attempts: i64,
+    pub created: DateTime<Utc>,
+    pub email: String,
+    pub name: String,
+    pub status: Status,
+    /// Whether the subscriber still waits for this very link.
+    pub current: bool,
+    pub newsletters: Vec<String>,
+}
+
+/// How a confirmation email attempt ended.
+#[derive(Debug, Clone)]
+pub enum JobOutcome {
+    Sent,
+    Retry {
+        at: DateTime<Utc>,
+        error: String,
+    },
+    Failed {
+        error: String,
+    },
+    /// Nothing to send any more (confirmed meanwhile, link replaced, unsubscribed).
+    Skipped,
+}
+
+fn split_ids(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_string).collect()
+}
+
+fn join_ids(ids: &[String]) -> String {
+    let mut v: Vec<&str> = ids.iter().map(|s| s.as_str()).collect();
+    v.sort();
+    v.dedup();
+    v.join(" ")
+}
+
+impl Store {
+    /// Records a sign-up from the form or the API and queues the confirmation email, unless
+    /// the address already had `per_day` of them in the last 24 hours.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn sign_up(
+        &self,
+        email: &Email,
+        name: &str,
+        newsletters: &[String],
+        ev: &Evidence,
+        now: DateTime<Utc>,
+        per_day: u32,
+        link_lifetime: Duration,
+    ) -> anyhow::Result<SignUp> {
+        let key = email.key();
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let recent: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM confirmation_mails WHERE email_key = $1 AND created_ms > $2",
+        )
+        .bind(&key)
+        .bind(to_ms(now) - 86_400_000)
+        .fetch_one(&mut *tx)
+        .await?;
+        if recent >= per_day as i64 {
+            return Ok(SignUp::RateLimited);
+        }
+        let existing = sqlx::query(
+            "SELECT id, status, pending_nonce, pending_since_ms, pending_newsletters FROM subscribers WHERE email_key = $1",
+        )
+        .bind(&key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let now_ms = to_ms(now);
+        let (id, nonce) = match existing {
+            None => {
+                let nonce = tokens::nonce();
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO subscribers (email, email_key, name, status, created_ms, updated_ms,
+                         consent_ms, consent_source, consent_ip, consent_user_agent,
+                         pending_nonce, pending_since_ms, pending_newsletters)
+                     VALUES ($1, $2, $3, 'pending', $4, $4, $4, $5, $6, $7, $8, $4, $9) RETURNING id",
+                )
+                .bind(email.as_str())
+                .bind(&key)
+                .bind(name)
+                .bind(now_ms)
+                .bind(&ev.source)
+                .bind(&ev.ip)
+                .bind(&ev.user_agent)
+                .bind(&nonce)
+                .bind(join_ids(newsletters))
+                .fetch_one(&mut *tx)
+                .await?;
+                (id, nonce)
+            }
+            Some(row) => {
+                let id: i64 = row.try_get("id")?;
+                let status: String = row.try_get("status")?;
+                let status: Status = status.parse().map_err(anyhow::Error::msg)?;
+                let old_nonce: Option<String> = row.try_get("pending_nonce")?;
+                let since: Option<i64> = row.try_get("pending_since_ms")?;
+                let mut wanted: Vec<String> = newsletters.to_vec();
+                // A link still within its lifetime is reused, so every email sent for this
+                // address carries a working link; the newsletters asked for accumulate.
+                let nonce = match (old_nonce, since) {
+                    (Some(n), Some(s)) if now_ms - s < link_lifetime.as_millis() as i64 => {
+                        let pending: String = row.try_get("pending_newsletters")?;
+                        wanted.extend(split_ids(&pending));
+                        n
+                    }
+                    _ => tokens::nonce(),
+                };
+                let since = since
+                    .filter(|s| now_ms - s < link_lifetime.as_millis() as i64)
+                    .unwrap_or(now_ms);
+                // Evidence and name change only for someone who is not confirmed: an
+                // unauthenticated form post must not rewrite a confirmed record.
+                if status == Status::Confirmed {
+                    sqlx::query(
+                        "UPDATE subscribers SET pending_nonce = $2, pending_since_ms = $3, pending_newsletters = $4, updated_ms = $5 WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(&nonce)
+                    .bind(since)
+                    .bind(join_ids(&wanted))
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                } else {
+                    sqlx::query(
+                        "UPDATE subscribers SET pending_nonce = $2, pending_since_ms = $3, pending_newsletters = $4,
+                             updated_ms = $5, name = CASE WHEN $6 = '' THEN name ELSE $6 END,
+                             consent_ms = $5, consent_source = $7, consent_ip = $8, consent_user_agent = $9
+                         WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(&nonce)
+                    .bind(since)
+                    .bind(join_ids(&wanted))
+                    .bind(now_ms)
+                    .bind(name)
+                    .bind(&ev.source)
+                    .bind(&ev.ip)
+                    .bind(&ev.user_agent)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                (id, nonce)
+            }
+        };
+        sqlx::query(
+            "INSERT INTO confirmation_mails (subscriber_id, email_key, nonce, status, created_ms, next_attempt_ms)
+             VALUES ($1, $2, $3, 'queued', $4, $4)",
+        )
+        .bind(id)
+        .bind(&key)
+        .bind(&nonce)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(SignUp::Queued { subscriber: id })
+    }
+
+    /// Confirms the sign-up whose link carries `nonce`; the link then stops working.
+    pub async fn confirm(
+        &self,
+        id: i64,
+        nonce: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Confirmed> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let row = sqlx::query(
+            "SELECT email, pending_nonce, pending_newsletters FROM subscribers WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(Confirmed::Stale);
+        };
+        let current: Option<String> = row.try_get("pending_nonce")?;
+        if current.as_deref() != Some(nonce) {
+            return Ok(Confirmed::Stale);
+        }
+        let email: String = row.try_get("email")?;
+        let wanted = split_ids(&row.try_get::<String, _>("pending_newsletters")?);
+        let now_ms = to_ms(now);
+        sqlx::query(
+            "UPDATE subscribers SET status = 'confirmed', confirmed_ms = $2, unsubscribed_ms = NULL,
+                 pending_nonce = NULL, pending_since_ms = NULL, pending_newsletters = '', updated_ms = $2
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        for n in &wanted {
+            sqlx::query(
+                "INSERT INTO subscriptions (subscriber_id, newsletter_id, created_ms) VALUES ($1, $2, $3)
+                 ON CONFLICT (subscriber_id, newsletter_id) DO NOTHING",
+            )
+            .bind(id)
+            .bind(n)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let newsletters: Vec<String> =
+            sqlx::query_scalar("SELECT newsletter_id FROM subscriptions WHERE subscriber_id = $1 ORDER BY newsletter_id")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(Confirmed::Done { email, newsletters })
+    }
+
+    /// Stops one newsletter (`Some`) or everything (`None`). Losing the last newsletter, or
+    /// everything, makes the address `unsubscribed`, which suppresses it.
+    pub async fn unsubscribe(
+        &self,
+        id: i64,
+        newsletter: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Unsubscribed> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let row = sqlx::query("SELECT email, status FROM subscribers WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(Unsubscribed::NotFound);
+        };
+        let email: String = row.try_get("email")?;
+        let status: Status = row
+            .try_get::<String, _>("status")?
+            .parse()
+            .map_err(anyhow::Error::msg)?;
+        let now_ms = to_ms(now);
+        let removed = match newsletter {
+            Some(n) => sqlx::query(
+                "DELETE FROM subscriptions WHERE subscriber_id = $1 AND newsletter_id = $2",
+            )
+            .bind(id)
+            .bind(n)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+            None => sqlx::query("DELETE FROM subscriptions WHERE subscriber_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+        };
+        let remaining: Vec<String> =
+            sqlx::query_scalar("SELECT newsletter_id FROM subscriptions WHERE subscriber_id = $1 ORDER BY newsletter_id")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let outcome = if status.is_suppressed() {
+            Unsubscribed::Already { email }
+        } else if remaining.is_empty() {
+            sqlx::query(
+                "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_ms = $2, updated_ms = $2,
+                     pending_nonce = NULL, pending_since_ms = NULL, pending_newsletters = ''
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            Unsubscribed::Done { email, remaining }
+        } else if removed == 0 {
+            Unsubscribed::Already { email }
+        } else {
+            Unsubscribed::Done { email, remaining }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    pub async fn subscriber(&self, id: i64) -> anyhow::Result<Option<Subscriber>> {
+        let sql = format!("SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        match row {
+            None => Ok(None),
+            Some(r) => {
+                let mut s = subscriber_from(&r)?;
+                s.newsletters = self.newsletters_of(s.id).await?;
+                Ok(Some(s))
+            }
+        }
+    }
+
+    pub async fn subscriber_by_email(&self, email: &Email) -> anyhow::Result<Option<Subscriber>> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM subscribers WHERE email_key = $1")
+            .bind(email.key())
+            .fetch_optional(&self.read)
+            .await?;
+        match id {
+            Some(id) => self.subscriber(id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The sign-up awaiting confirmation: its link's nonce and the newsletters asked for.
+    pub async fn pending_signup(&self, id: i64) -> anyhow::Result<Option<(String, Vec<String>)>> {
+        let row: Option<(Option<String>, String)> = sqlx::query_as(
+            "SELECT pending_nonce, pending_newsletters FROM subscribers WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.and_then(|(nonce, wanted)| nonce.map(|n| (n, split_ids(&wanted)))))
+    }
+
+    async fn newsletters_of(&self, id: i64) -> anyhow::Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT newsletter_id FROM subscriptions WHERE subscriber_id = $1 ORDER BY newsletter_id")
+                .bind(id)
+                .fetch_all(&self.read)
+                .await?,
+        )
+    }
+
+    /// An operator adds an address (CLI or API). New addresses are `confirmed` when the
+    /// operator says so (with the source as evidence), otherwise `pending` with a
+    /// confirmation email queued. Suppressed addresses are never changed.
+    pub async fn add_subscriber(
+        &self,
+        email: &Email,
+        name: &str,
+        newsletters: &[String],
+        confirmed: bool,
+        ev: &Evidence,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Added> {
+        let key = email.key();
+        let now_ms = to_ms(now);
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let existing = sqlx::query("SELECT id, status, name FROM subscribers WHERE email_key = $1")
+            .bind(&key)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let outcome = match existing {
+            Some(row) => {
+                let id: i64 = row.try_get("id")?;
+                let status: Status = row
+                    .try_get::<String, _>("status")?
+                    .parse()
+                    .map_err(anyhow::Error::msg)?;
+                if status.is_suppressed() {
+                    return Ok(Added::Suppressed(status));
+                }
+                let old_name: String = row.try_get("name")?;
+                let mut changed = false;
+                if !name.is_empty() && name != old_name {
+                    sqlx::query("UPDATE subscribers SET name = $2, updated_ms = $3 WHERE id = $1")
+                        .bind(id)
+                        .bind(name)
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    changed = true;
+                }
+                if confirmed && status == Status::Pending {
+                    sqlx::query(
+                        "UPDATE subscribers SET status = 'confirmed', confirmed_ms = $2, updated_ms = $2,
+                             consent_source = COALESCE(consent_source, $3), consent_ms = COALESCE(consent_ms, $2)
+                         WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(now_ms)
+                    .bind(&ev.source)
+                    .execute(&mut *tx)
+                    .await?;
+                    changed = true;
+                }
+                for n in newsletters {
+                    changed |= insert_subscription(&mut tx, id, n, now_ms).await?;
+                }
+                if changed {
+                    Added::Updated(id)
+                } else {
+                    Added::Unchanged(id)
+                }
+            }
+            None => {
+                let status = if confirmed {
+                    Status::Confirmed
+                } else {
+                    Status::Pending
+                };
+                let nonce = (!confirmed).then(tokens::nonce);
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO subscribers (email, email_key, name, status, created_ms, updated_ms,
+                         consent_ms, consent_source, consent_ip, consent_user_agent, confirmed_ms,
+                         pending_nonce, pending_since_ms, pending_newsletters)
+                     VALUES ($1, $2, $3, $4, $5, $5, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+                )
+                .bind(email.as_str())
+                .bind(&key)
+                .bind(name)
+                .bind(status.as_str())
+                .bind(now_ms)
+                .bind(&ev.source)
+                .bind(&ev.ip)
+                .bind(&ev.user_agent)
+                .bind(confirmed.then_some(now_ms))
+                .bind(&nonce)
+                .bind(nonce.as_ref().map(|_| now_ms))
+                .bind(if confirmed { String::new() } else { join_ids(newsletters) })
+                .fetch_one(&mut *tx)
+                .await?;
+                if confirmed {
+                    for n in newsletters {
+                        insert_subscription(&mut tx, id, n, now_ms).await?;
+                    }
+                } else if let Some(nonce) = nonce {
+                    sqlx::query(
+                        "INSERT INTO confirmation_mails (subscriber_id, email_key, nonce, status, created_ms, next_attempt_ms)
+                         VALUES ($1, $2, $3, 'queued', $4, $4)",
+                    )
+                    .bind(id)
+                    .bind(&key)
+                    .bind(nonce)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Added::Created(id)
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// An operator removes an address: it becomes `unsubscribed` (and stays suppressed).
+    /// Returns false when the address is unknown.
+    pub async fn remove_subscriber(
+        &self,
+        email: &Email,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM subscribers WHERE email_key = $1")
+            .bind(email.key())
+            .fetch_optional(&self.read)
+            .await?;
+        match id {
+            Some(id) => {
+                self.unsubscribe(id, None, now).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Marks an address bounced (a 5.1.x answer): it is never mailed again.
+    pub async fn mark_bounced(&self, id: i64, now: DateTime<Utc>) -> anyhow::Result<()> {
+        sqlx::query("UPDATE subscribers SET status = 'bounced', updated_ms = $2, pending_nonce = NULL WHERE id = $1")
+            .bind(id)
+            .bind(to_ms(now))
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn list_subscribers(&self, f: &ListFilter) -> anyhow::Result<Vec<Subscriber>> {
+        let sql = format!(
+            "SELECT {SUBSCRIBER_COLUMNS} FROM subscribers s
+             WHERE id > $1 AND ($2 IS NULL OR status = $2)
+               AND ($3 IS NULL OR EXISTS (SELECT 1 FROM subscriptions n WHERE n.subscriber_id = s.id AND n.newsletter_id = $3))
+             ORDER BY id LIMIT $4"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(f.after)
+            .bind(f.status.map(|s| s.as_str()))
+            .bind(f.newsletter.as_deref())
+            .bind(f.limit)
+            .fetch_all(&self.read)
+            .await?;
+        let mut out = rows
+            .iter()
+            .map(subscriber_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        if let (Some(first), Some(last)) = (out.first(), out.last()) {
+            let subs: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT subscriber_id, newsletter_id FROM subscriptions WHERE subscriber_id BETWEEN $1 AND $2
+                 ORDER BY subscriber_id, newsletter_id",
+            )
+            .bind(first.id)
+            .bind(last.id)
+            .fetch_all(&self.read)
+            .await?;
+            let mut by_id: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+            for (id, n) in subs {
+                by_id.entry(id).or_default().push(n);
+            }
+            for s in &mut out {
+                s.newsletters = by_id.remove(&s.id).unwrap_or_default();
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn subscriber_counts(&self) -> anyhow::Result<Counts> {
+        let mut c = Counts::default();
+        for s in Status::ALL {
+            c.by_status.insert(s.as_str().to_string(), 0);
+        }
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM subscribers GROUP BY status")
+                .fetch_all(&self.read)
+                .await?;
+        for (s, n) in rows {
+            c.total += n;
+            c.by_status.insert(s, n);
+        }
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT n.newsletter_id, COUNT(*) FROM subscriptions n JOIN subscribers s ON s.id = n.subscriber_id
+             WHERE s.status = 'confirmed' GROUP BY n.newsletter_id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        c.by_newsletter.extend(rows);
+        Ok(c)
+    }
+
+    /// Leases up to `n` due confirmation emails for `lease` (a crashed worker's lease runs
+    /// out and the email is tried again).
+    pub async fn lease_confirmations(
+        &self,
+        n: i64,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> anyhow::Result<Vec<ConfirmJob>> {
+        let now_ms = to_ms(now);
+        let rows = sqlx::query(
+            "UPDATE confirmation_mails SET status = 'sending', locked_until_ms = $2, attempts = attempts + 1
+             WHERE id IN (SELECT id FROM confirmation_mails
+                          WHERE (status = 'queued' AND next_attempt_ms <= $1)
+                             OR (status = 'sending' AND locked_until_ms < $1)
+                          ORDER BY next_attempt_ms LIMIT $3)
+             RETURNING id, subscriber_id, nonce, attempts, created_ms",
+        )
+        .bind(now_ms)
+        .bind(now_ms + lease.as_millis() as i64)
+        .bind(n)
+        .fetch_all(&self.write)
+        .await?;
+        let mut jobs = Vec::with_capacity(rows.len());
+        for r in rows {
+            let subscriber: i64 = r.try_get("subscriber_id")?;
+            let nonce: String = r.try_get("nonce")?;
+            let s = sqlx::query(
+                "SELECT email, name, status, pending_nonce, pending_newsletters FROM subscribers WHERE id = $1",
+            )
+            .bind(subscriber)
+            .fetch_optional(&self.write)
+            .await?;
+            let Some(s) = s else { continue };
+            let pending: Option<String> = s.try_get("pending_nonce")?;
+            jobs.push(ConfirmJob {
+                id: r.try_get("id")?,
+                subscriber,
+                current: pending.as_deref() == Some(nonce.as_str()),
+                nonce,
+                attempts: r.try_get("attempts")?,
+                created: from_ms(r.try_get("created_ms")?),
+                email: s.try_get("email")?,
+                name: s.try_get("name")?,
+                status: s
+                    .try_get::<String, _>("status")?
+                    .parse()
+                    .map_err(anyhow::Error::msg)?,
+                newsletters: split_ids(&s.try_get::<String, _>("pending_newsletters")?),
+            });
+        }
+        Ok(jobs)
+    }
+
+    pub async fn finish_confirmation(&self, id: i64, outcome: &JobOutcome) -> anyhow::Result<()> {
+        let (status, next, error) = match outcome {
+            JobOutcome::Sent => ("sent", None, None),
+            JobOutcome::Skipped => ("skipped", None, None),
+            JobOutcome::Retry { at, error } => ("queued", Some(to_ms(*at)), Some(error.as_str())),
+            JobOutcome::Failed { error } => ("failed", None, Some(error.as_str())),
+        };
+        sqlx::query(
+            "UPDATE confirmation_mails SET status = $2, locked_until_ms = NULL,
+                 next_attempt_ms = COALESCE($3, next_attempt_ms), last_error = $4
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(next)
+        .bind(error)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// When the next queued confirmation email is due, if any.
+    pub async fn next_confirmation_due(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
+        let ms: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(CASE WHEN status = 'sending' THEN locked_until_ms ELSE next_attempt_ms END)
+             FROM confirmation_mails WHERE status IN ('queued', 'sending')",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        Ok(ms.map(from_ms))
+    }
+}
+
+/// Adds one subscription; true if it was new.
+async fn insert_subscription(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    id: i64,
+    newsletter: &str,
+    now_ms: i64,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO subscriptions (subscriber_id, newsletter_id, created_ms) VALUES ($1, $2, $3)
+         ON CONFLICT (subscriber_id, newsletter_id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(newsletter)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// One row of an import, validated.
+#[derive(Debug, Clone)]
+pub struct ImportRow {
+    pub email: Email,
+    pub name: String,
+    pub newsletters: Vec<String>,
+    pub status: Status,
+}
+
+/// What the store holds for an address an import names.
+#[derive(Debug, Clone)]
+pub struct Existing {
+    pub id: i64,
+    pub status: Status,
+    pub name: String,
+    pub newsletters: Vec<String>,
+}
+
+/// `$1, $2, …` placeholders for `n` values starting at `from`, grouped `per` to a tuple.
+fn placeholders(n: usize, per: usize, from: usize) -> String {
+    (0..n)
+        .map(|i| {
+            let vals: Vec<String> = (0..per)
+                .map(|j| format!("${}", from + i * per + j))
+                .collect();
+            if per == 1 {
+                vals.join(", ")
+            } else {
+                format!("({})", vals.join(", "))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Store {
+    /// Applies one batch of an import in one transaction: reads what exists for the batch's
+    /// addresses, asks `decide` per row, writes the decisions. Returns them, in row order.
+    pub async fn import_batch<D>(
+        &self,
+        rows: &[ImportRow],
+        source: &str,
+        now: DateTime<Utc>,
+        decide: impl Fn(Option<&Existing>, &ImportRow) -> D,
+    ) -> anyhow::Result<Vec<D>>
+    where
+        D: AsImportDecision,
+    {
+        let now_ms = to_ms(now);
+        let keys: Vec<String> = rows.iter().map(|r| r.email.key()).collect();
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+
+        let sql = format!(
+            "SELECT id, email_key, status, name FROM subscribers WHERE email_key IN ({})",
+            placeholders(keys.len(), 1, 1)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for k in &keys {
+            q = q.bind(k);
+        }
+        let mut existing: BTreeMap<String, Existing> = BTreeMap::new();
+        for r in q.fetch_all(&mut *tx).await? {
+            let status: String = r.try_get("status")?;
+            existing.insert(
+                r.try_get("email_key")?,
+                Existing {
+                    id: r.try_get("id")?,
+                    status: status.parse().map_err(anyhow::Error::msg)?,
+                    name: r.try_get("name")?,
+                    newsletters: Vec::new(),
+                },
+            );
+        }
+        if !existing.is_empty() {
+            let ids: Vec<i64> = existing.values().map(|e| e.id).collect();
+            let sql = format!(
+                "SELECT subscriber_id, newsletter_id FROM subscriptions WHERE subscriber_id IN ({})",
+                placeholders(ids.len(), 1, 1)
+            );
+            let mut q = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(sql));
+            for id in &ids {
+                q = q.bind(id);
+            }
+            let by_id: BTreeMap<i64, &str> =
+                existing.iter().map(|(k, e)| (e.id, k.as_str())).collect();
+            let subs = q.fetch_all(&mut *tx).await?;
+            let mut lists: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for (id, n) in subs {
+                if let Some(k) = by_id.get(&id) {
+                    lists.entry(k.to_string()).or_default().push(n);
+                }
+            }
+            for (k, list) in lists {
+                if let Some(e) = existing.get_mut(&k) {
+                    e.newsletters = list;
+                }
+            }
+        }
+
+        let decisions: Vec<D> = rows
+            .iter()
+            .zip(&keys)
+            .map(|(r, k)| decide(existing.get(k), r))
+            .collect();
+
+        // New addresses: one multi-row INSERT.
+        let inserts: Vec<&ImportRow> = rows
+            .iter()
+            .zip(&decisions)
+            .filter(|(_, d)| d.is_insert())
+            .map(|(r, _)| r)
+            .collect();
+        let mut new_ids: BTreeMap<String, i64> = BTreeMap::new();
+        if !inserts.is_empty() {
+            let sql = format!(
+                "INSERT INTO subscribers (email, email_key, name, status, created_ms, updated_ms, consent_ms, consent_source, confirmed_ms)
+                 VALUES {} RETURNING id, email_key",
+                placeholders(inserts.len(), 9, 1)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for r in &inserts {
+                q = q
+                    .bind(r.email.as_str())
+                    .bind(r.email.key())
+                    .bind(&r.name)
+                    .bind(r.status.as_str())
+                    .bind(now_ms)
+                    .bind(now_ms)
+                    .bind(now_ms)
+                    .bind(source)
+                    .bind((r.status == Status::Confirmed).then_some(now_ms));
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                new_ids.insert(row.try_get("email_key")?, row.try_get("id")?);
+            }
+        }
+
+        // Changed addresses, then every subscription to add, in one multi-row INSERT.
+        let mut subscriptions: Vec<(i64, &str)> = Vec::new();
+        for ((r, k), d) in rows.iter().zip(&keys).zip(&decisions) {
+            if d.is_insert() {
+                if !r.status.is_suppressed() {
+                    let id = new_ids[k];
+                    subscriptions.extend(r.newsletters.iter().map(|n| (id, n.as_str())));
+                }
+                continue;
+            }
+            let Some((status, name, add)) = d.update() else {
+                continue;
+            };
+            let id = existing[k].id;
+            if let Some(s) = status {
+                let (confirmed, unsubscribed) = match s {
+                    Status::Confirmed => (Some(now_ms), None),
+                    s if s.is_suppressed() => (None, Some(now_ms)),
+                    _ => (None, None),
+                };
+                sqlx::query(
+                    "UPDATE subscribers SET status = $2, updated_ms = $3,
+                         confirmed_ms = COALESCE($4, confirmed_ms), unsubscribed_ms = COALESCE($5, unsubscribed_ms),
+                         pending_nonce = CASE WHEN $2 = 'pending' THEN pending_nonce ELSE NULL END
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .bind(s.as_str())
+                .bind(now_ms)
+                .bind(confirmed)
+                .bind(unsubscribed)
+                .execute(&mut *tx)
+                .await?;
+                if s.is_suppressed() {
+                    sqlx::query("DELETE FROM subscriptions WHERE subscriber_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            if let Some(n) = name {
+                sqlx::query("UPDATE subscribers SET name = $2, updated_ms = $3 WHERE id = $1")
+                    .bind(id)
+                    .bind(n)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            subscriptions.extend(add.iter().map(|n| (id, n.as_str())));
+        }
+        for chunk in subscriptions.chunks(3000) {
+            let sql = format!(
+                "INSERT INTO subscriptions (subscriber_id, newsletter_id, created_ms) VALUES {}
+                 ON CONFLICT (subscriber_id, newsletter_id) DO NOTHING",
+                placeholders(chunk.len(), 3, 1)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (id, n) in chunk {
+                q = q.bind(id).bind(*n).bind(now_ms);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(decisions)
+    }
+
+    /// Calls `f(email, name, newsletters, status)` for every subscriber in id order,
+    /// streaming: memory stays flat whatever the list's size.
+    pub async fn for_each_subscriber<E>(
+        &self,
+        mut f: impl FnMut(&str, &str, &[String], Status) -> Result<(), E>,
+    ) -> anyhow::Result<()>
+    where
+        E: Into<anyhow::Error>,
+    {
+        use futures_util::TryStreamExt;
+        let mut people = sqlx::query_as::<_, (i64, String, String, String)>(
+            "SELECT id, email, name, status FROM subscribers ORDER BY id",
+        )
+        .fetch(&self.read);
+        let mut subs = sqlx::query_as::<_, (i64, String)>(
+            "SELECT subscriber_id, newsletter_id FROM subscriptions ORDER BY subscriber_id, newsletter_id",
+        )
+        .fetch(&self.read);
+        let mut next_sub = subs.try_next().await?;
+        let mut list = Vec::new();
+        while let Some((id, email, name, status)) = people.try_next().await? {
+            list.clear();
+            while let Some((sid, n)) = &next_sub {
+                if *sid > id {
+                    break;
+                }
+                if *sid == id {
+                    list.push(n.clone());
+                }
+                next_sub = subs.try_next().await?;
+            }
+            let status: Status = status.parse().map_err(anyhow::Error::msg)?;
+            f(&email, &name, &list, status).map_err(Into::into)?;
+        }
+        Ok(())
+    }
+}
+
+/// What [`Store::import_batch`] needs to know of a decision (implemented by
+/// `subscribers::import::Decision`; the store does not decide, it applies).
+pub trait AsImportDecision {
+    fn is_insert(&self) -> bool;
+    /// `(new status, new name, newsletters to add)` for an update; None otherwise.
+    fn update(&self) -> Option<(Option<Status>, Option<&str>, &[String])>;
+}

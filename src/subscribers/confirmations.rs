@@ -1,0 +1,259 @@
+//! The confirmation email of double opt-in: rendering it (a pure function of the queued job)
+//! and the worker that sends queued ones, retrying temporary failures with backoff.
+//!
+//! Sign-ups only queue a row (`confirmation_mails`), so an HTTP answer never waits for, or
+//! fails with, the relay. The row is leased before sending; a crash lets the lease lapse and
+//! the email goes again, with the same Message-ID.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lettre::message::{Mailbox, MultiPart, header};
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::tokens::{Claims, Keys, Purpose};
+use crate::config::Site;
+use crate::mail::{Outgoing, SendError, Sender, Transport};
+use crate::store::Store;
+use crate::store::subscribers::{ConfirmJob, JobOutcome};
+use crate::templates::{Flavor, Templates};
+
+/// Retry delays after a temporary failure; the last repeats until the email is a day old.
+const BACKOFF: [Duration; 5] = [
+    Duration::from_secs(60),
+    Duration::from_secs(5 * 60),
+    Duration::from_secs(30 * 60),
+    Duration::from_secs(2 * 3600),
+    Duration::from_secs(6 * 3600),
+];
+/// A confirmation email still undelivered after this long is given up.
+const GIVE_UP: Duration = Duration::from_secs(24 * 3600);
+const LEASE: Duration = Duration::from_secs(120);
+
+/// Everything the worker needs.
+#[derive(Clone)]
+pub struct Confirmations {
+    pub site: Arc<Site>,
+    pub store: Store,
+    pub keys: Keys,
+    pub templates: Arc<Templates>,
+    pub transport: Transport,
+    /// Poked by the sign-up handler so emails leave at once.
+    pub wake: Arc<Notify>,
+}
+
+impl Confirmations {
+    /// Sends every due confirmation email once; returns how many were handled.
+    pub async fn drain(&self, sender: &mut Sender, now: DateTime<Utc>) -> anyhow::Result<usize> {
+        let mut handled = 0;
+        loop {
+            let jobs = self.store.lease_confirmations(20, now, LEASE).await?;
+            if jobs.is_empty() {
+                return Ok(handled);
+            }
+            for job in jobs {
+                let outcome = self.attempt(sender, &job, now).await;
+                if let JobOutcome::Failed { error } = &outcome {
+                    tracing::warn!(
+                        "confirmation email to {} failed for good: {error}",
+                        job.email
+                    );
+                }
+                self.store.finish_confirmation(job.id, &outcome).await?;
+                handled += 1;
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        sender: &mut Sender,
+        job: &ConfirmJob,
+        now: DateTime<Utc>,
+    ) -> JobOutcome {
+        // Confirmed meanwhile, link replaced, or unsubscribed: nothing worth sending.
+        if !job.current {
+            return JobOutcome::Skipped;
+        }
+        let out = match render(&self.site, &self.templates, &self.keys, job) {
+            Ok(o) => o,
+            Err(e) => {
+                return JobOutcome::Failed {
+                    error: format!("rendering: {e}"),
+                };
+            }
+        };
+        match sender.send(&out).await {
+            Ok(()) => JobOutcome::Sent,
+            Err(e) => self.after_failure(job, e, now).await,
+        }
+    }
+
+    async fn after_failure(
+        &self,
+        job: &ConfirmJob,
+        e: SendError,
+        now: DateTime<Utc>,
+    ) -> JobOutcome {
+        if e.is_permanent() {
+            if e.is_bad_address() {
+                let _ = self.store.mark_bounced(job.subscriber, now).await;
+            }
+            return JobOutcome::Failed {
+                error: e.to_string(),
+            };
+        }
+        let age = (now - job.created).to_std().unwrap_or_default();
+        if age >= GIVE_UP {
+            return JobOutcome::Failed {
+                error: format!("still failing after a day: {e}"),
+            };
+        }
+        let step = BACKOFF[(job.attempts as usize)
+            .saturating_sub(1)
+            .min(BACKOFF.len() - 1)];
+        tracing::info!(
+            "confirmation email to {} deferred ({e}); next try in {} s",
+            job.email,
+            step.as_secs()
+        );
+        JobOutcome::Retry {
+            at: now + chrono::Duration::from_std(step).unwrap_or_default(),
+            error: e.to_string(),
+        }
+    }
+
+    /// Sends as emails are queued and as retries fall due, until shutdown.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let timeout = self.site.config.mail.timeout.0;
+        let mut sender = Sender::new(self.transport.clone(), timeout);
+        loop {
+            if let Err(e) = self.drain(&mut sender, Utc::now()).await {
+                tracing::error!("confirmation emails: {e:#}");
+            }
+            let next = self.store.next_confirmation_due().await.ok().flatten();
+            let wait = next
+                .map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO))
+                .unwrap_or(Duration::from_secs(60))
+                .clamp(Duration::from_millis(50), Duration::from_secs(60));
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {
+                    // Idle for a while: do not keep the relay's connection open.
+                    if next.is_none() { sender.close().await; }
+                }
+            }
+        }
+        sender.close().await;
+    }
+}
+
+/// The confirm link's URL for a queued job.
+pub fn confirm_url(site: &Site, keys: &Keys, job: &ConfirmJob) -> String {
+    let lifetime = site.config.subscribe.confirm_expiry.0;
+    let token = keys.sign(&Claims {
+        purpose: Purpose::Confirm,
+        subscriber: job.subscriber,
+        newsletter: None,
+        nonce: Some(job.nonce.clone()),
+        expires: Some(job.created.timestamp() + lifetime.as_secs() as i64),
+    });
+    site.config.site.url(&format!("confirm/{token}"))
+}
+
+/// The confirmation email: text and HTML from the templates, confirmation only.
+pub fn render(
+    site: &Site,
+    templates: &Templates,
+    keys: &Keys,
+    job: &ConfirmJob,
+) -> anyhow::Result<Outgoing> {
+    let cfg = &site.config;
+    let lifetime = cfg.subscribe.confirm_expiry.0;
+    let newsletters: Vec<_> = job
+        .newsletters
+        .iter()
+        .filter_map(|id| cfg.newsletters.iter().find(|n| n.id.0 == *id))
+        .map(|n| json!({"id": n.id.0, "title": n.title.0}))
+        .collect();
+    let ctx = json!({
+        "site": {
+            "title": cfg.site.title.0,
+            "description": cfg.site.description(),
+            "base_url": cfg.site.base_url.0.as_str(),
+            "language": cfg.site.language,
+        },
+        "subscriber": {"email": job.email, "name": job.name},
+        "newsletters": newsletters,
+        "confirm_url": confirm_url(site, keys, job),
+        "expires_at": crate::feeds::rfc3339(job.created + chrono::Duration::from_std(lifetime).unwrap_or_default()),
+    });
+    let err = |e: String| anyhow::anyhow!(e);
+    let subject = templates
+        .render(Flavor::Text, "confirm_email_subject", &ctx)
+        .map_err(err)?;
+    let text = templates
+        .render(Flavor::Text, "confirm_email", &ctx)
+        .map_err(err)?;
+    let html = templates
+        .render(Flavor::Html, "confirm_email", &ctx)
+        .map_err(err)?;
+
+    let from = crate::mail::from_mailbox(site).map_err(err)?;
+    let to_address: lettre::Address = job.email.parse()?;
+    let to = Mailbox::new((!job.name.is_empty()).then(|| job.name.clone()), to_address);
+    // Deterministic per queued email: a resend after a crash carries the same id.
+    let message_id = format!(
+        "<confirm-{}-{}@{}>",
+        job.id,
+        &job.nonce[..8.min(job.nonce.len())],
+        from.email.domain()
+    );
+    let mut builder = lettre::Message::builder()
+        .from(from)
+        .to(to)
+        .subject(subject.trim())
+        .message_id(Some(message_id.clone()))
+        .header(AutoSubmitted);
+    if let Some(reply_to) = &cfg.mail.reply_to {
+        builder = builder.reply_to(reply_to.parse()?);
+    }
+    let message = builder.multipart(MultiPart::alternative_plain_html(text, html))?;
+    Ok(Outgoing::new(&message, message_id))
+}
+
+/// `Auto-Submitted: auto-generated` (RFC 3834): no auto-replies to a confirmation.
+#[derive(Clone)]
+struct AutoSubmitted;
+
+impl header::Header for AutoSubmitted {
+    fn name() -> header::HeaderName {
+        header::HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted)
+    }
+    fn display(&self) -> header::HeaderValue {
+        header::HeaderValue::new(Self::name(), "auto-generated".into())
+    }
+}
+
+/// Gives the keys for signing links: `HERALD_SECRET` (in `secret`), or a secret generated
+/// once and kept in the store (with a warning: set HERALD_SECRET so links survive a lost
+/// database).
+pub async fn load_keys(store: &Store, secret: Option<&str>) -> anyhow::Result<Keys> {
+    if let Some(secret) = secret {
+        return Keys::from_secrets(secret).map_err(|e| anyhow::Error::new(crate::cli::BadInput(e)));
+    }
+    let secret = store
+        .setting_or_insert("token_secret", &super::tokens::generate_secret())
+        .await?;
+    tracing::warn!(
+        "HERALD_SECRET is not set: signing links with a secret generated once and kept in the store; set HERALD_SECRET to keep links valid if the database is lost"
+    );
+    Keys::from_secrets(&secret).map_err(anyhow::Error::msg)
+}

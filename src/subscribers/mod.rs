@@ -1,0 +1,214 @@
+//! Subscribers: validated addresses and names, statuses, and the signed tokens in emailed
+//! links. Raw strings from forms, CSV files and the API become [`Email`] and [`Name`] here,
+//! before anything else sees them.
+//!
+//! # Layout
+//! - [`tokens`]: HMAC-signed confirm and unsubscribe tokens.
+//! - [`confirmations`]: the confirmation email and its sending worker.
+//! - [`import`]: CSV import and export.
+
+pub mod confirmations;
+pub mod import;
+pub mod tokens;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+/// Longest accepted address (RFC 5321 path limit).
+const MAX_EMAIL: usize = 254;
+/// Longest accepted name, in characters.
+pub const MAX_NAME: usize = 100;
+
+/// A normalized email address: lettre's syntax rules, the domain lower-cased and
+/// IDNA-encoded (punycode), an ASCII local part.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Email, String> {
+        let s = raw.trim();
+        if s.is_empty() {
+            return Err("an email address is required".into());
+        }
+        if s.chars().any(|c| c.is_control()) {
+            return Err("the email address contains a line break or control character".into());
+        }
+        if s.len() > MAX_EMAIL {
+            return Err(format!(
+                "the email address is too long (at most {MAX_EMAIL} characters)"
+            ));
+        }
+        let Some((local, domain)) = s.rsplit_once('@') else {
+            return Err(format!("{s:?} is not an email address (no @)"));
+        };
+        if !local.is_ascii() {
+            return Err(format!(
+                "{s:?}: addresses with non-ASCII characters before the @ cannot be delivered reliably; please use another address"
+            ));
+        }
+        let domain = idna::domain_to_ascii(domain)
+            .map_err(|_| format!("{s:?}: {domain:?} is not a valid domain name"))?
+            .to_ascii_lowercase();
+        if !domain.contains('.') || domain.starts_with('.') || domain.ends_with('.') {
+            return Err(format!("{s:?}: {domain:?} is not a valid domain name"));
+        }
+        let normalized = format!("{local}@{domain}");
+        lettre::Address::from_str(&normalized)
+            .map_err(|e| format!("{s:?} is not a valid email address: {e}"))?;
+        Ok(Email(normalized))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The key two spellings of one mailbox share (`Ann@X.org`, `ann@x.org`).
+    pub fn key(&self) -> String {
+        self.0.to_ascii_lowercase()
+    }
+
+    pub fn domain(&self) -> &str {
+        self.0.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A display name: no control characters, at most [`MAX_NAME`] characters, trimmed.
+pub fn clean_name(raw: &str) -> Result<String, String> {
+    if raw.contains(['\r', '\n']) {
+        return Err("the name must be on one line".into());
+    }
+    let name: String = raw.chars().filter(|c| !c.is_control()).collect();
+    let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
+    if name.chars().count() > MAX_NAME {
+        return Err(format!(
+            "the name is too long (at most {MAX_NAME} characters)"
+        ));
+    }
+    Ok(name)
+}
+
+/// Where a subscriber stands. Only `Confirmed` receives digests; the last three are
+/// suppressions that only the person can lift, by signing up and confirming again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pending,
+    Confirmed,
+    Unsubscribed,
+    Bounced,
+    Complained,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [
+        Status::Pending,
+        Status::Confirmed,
+        Status::Unsubscribed,
+        Status::Bounced,
+        Status::Complained,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Confirmed => "confirmed",
+            Status::Unsubscribed => "unsubscribed",
+            Status::Bounced => "bounced",
+            Status::Complained => "complained",
+        }
+    }
+
+    pub fn is_suppressed(self) -> bool {
+        matches!(
+            self,
+            Status::Unsubscribed | Status::Bounced | Status::Complained
+        )
+    }
+}
+
+impl FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Status, String> {
+        Status::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| format!("unknown status {s:?} (one of pending, confirmed, unsubscribed, bounced, complained)"))
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Consent evidence recorded with a sign-up.
+#[derive(Debug, Clone, Default)]
+pub struct Evidence {
+    /// `form`, `api`, `cli`, `import:<file>`.
+    pub source: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_normalized() {
+        assert_eq!(
+            Email::parse("  Ann@Example.ORG ").unwrap().as_str(),
+            "Ann@example.org"
+        );
+        assert_eq!(
+            Email::parse("ann@bücher.example").unwrap().as_str(),
+            "ann@xn--bcher-kva.example"
+        );
+        assert_eq!(
+            Email::parse("Ann@Example.org").unwrap().key(),
+            "ann@example.org"
+        );
+    }
+
+    #[test]
+    fn bad_addresses_are_refused_with_a_reason() {
+        for bad in [
+            "",
+            "no-at",
+            "a@b",
+            "a@@b.org",
+            "a b@c.org",
+            "ann@example.org\r\nBcc: x@y.z",
+            "jörg@example.org",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(
+            Email::parse("jörg@example.org")
+                .unwrap_err()
+                .contains("non-ASCII")
+        );
+        assert!(
+            Email::parse(&format!("{}@example.org", "a".repeat(300)))
+                .unwrap_err()
+                .contains("too long")
+        );
+    }
+
+    #[test]
+    fn names_are_one_line_and_short() {
+        assert_eq!(clean_name("  Ann \t Lee ").unwrap(), "Ann Lee");
+        assert!(clean_name("Ann\r\nBcc: x").is_err());
+        assert!(clean_name(&"x".repeat(101)).is_err());
+    }
+}

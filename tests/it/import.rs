@@ -1,0 +1,172 @@
+//! `herald subscribers ...` through the binary: CSV import with bad, duplicate and
+//! suppressed rows; idempotent re-import; export that import reads back unchanged.
+
+use super::helpers::*;
+
+const NEWSLETTERS: &str = "
+[[newsletter]]
+id = \"weekly\"
+title = \"Weekly\"
+schedule = \"0 7 * * Fri\"
+
+[[newsletter]]
+id = \"daily\"
+title = \"Daily\"
+schedule = \"0 7 * * *\"
+";
+
+fn import(p: &Publication, csv: &str) -> std::process::Output {
+    let file = p.path().join("subscribers.csv");
+    std::fs::write(&file, csv).unwrap();
+    p.herald(&["subscribers", "import", file.to_str().unwrap()])
+}
+
+#[test]
+fn import_reports_bad_rows_by_line_and_keeps_the_good_ones() {
+    let p = Publication::with_config(NEWSLETTERS);
+    let o = p.herald(&["subscribers", "add", "gone@example.org", "--confirmed"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        p.herald(&["subscribers", "remove", "gone@example.org"])
+            .status
+            .success()
+    );
+
+    let csv = "email,name,newsletters,status\n\
+               ann@example.org,Ann,weekly,confirmed\n\
+               not-an-address,Bad,,\n\
+               bob@example.org,Bob,weekly daily,\n\
+               ANN@example.org,Ann again,,\n\
+               gone@example.org,Back?,weekly,confirmed\n\
+               cat@example.org,Cat,monthly,\n\
+               dan@example.org,Dan,,sleeping\n\
+               \"eve@example.org\",\"Eve, \"\"the\"\" editor\",daily,pending\n\
+               fay@example.org,Fay,,unsubscribed\n";
+    let o = import(&p, csv);
+    assert_eq!(o.status.code(), Some(2), "bad rows make the exit status 2");
+    let err = stderr(&o);
+    assert!(err.contains(":3: "), "{err}");
+    assert!(
+        err.contains(":5: ANN@example.org is a duplicate of line 2"),
+        "{err}"
+    );
+    assert!(err.contains(":7: unknown newsletter \"monthly\""), "{err}");
+    assert!(err.contains(":8: unknown status \"sleeping\""), "{err}");
+    let out = stdout(&o);
+    assert!(
+        out.contains("9 rows: 4 added, 0 updated, 0 unchanged, 1 left suppressed, 4 rejected"),
+        "{out}"
+    );
+
+    let list = stdout(&p.herald(&["subscribers", "list"]));
+    for (email, status) in [
+        ("ann@example.org", "confirmed"),
+        ("bob@example.org", "confirmed"),
+        ("gone@example.org", "unsubscribed"),
+        ("eve@example.org", "pending"),
+        ("fay@example.org", "unsubscribed"),
+    ] {
+        let line = list
+            .lines()
+            .find(|l| l.starts_with(email))
+            .unwrap_or_else(|| panic!("{email} in\n{list}"));
+        assert!(line.contains(status), "{line}");
+    }
+    assert!(list.contains("Eve, \"the\" editor"));
+
+    // The same file again changes nothing.
+    let o = import(&p, csv);
+    assert!(
+        stdout(&o).contains("0 added, 0 updated, 4 unchanged, 1 left suppressed, 4 rejected"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn export_is_what_import_reads_back_unchanged() {
+    let p = Publication::with_config(NEWSLETTERS);
+    let o = import(
+        &p,
+        "email,name,newsletters,status\na@example.org,\"Ann, A.\",weekly daily,\nb@example.org,,daily,pending\nc@example.org,Cé,,bounced\n",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = p.path().join("out.csv");
+    let o = p.herald(&["subscribers", "export", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let exported = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        exported,
+        "email,name,newsletters,status\na@example.org,\"Ann, A.\",daily weekly,confirmed\nb@example.org,,daily,pending\nc@example.org,Cé,,bounced\n"
+    );
+    let o = p.herald(&["subscribers", "import", out.to_str().unwrap()]);
+    assert!(
+        stdout(&o).contains("3 rows: 0 added, 0 updated, 3 unchanged"),
+        "{}",
+        stdout(&o)
+    );
+    // Standard output works too.
+    let o = p.herald(&["subscribers", "export"]);
+    assert_eq!(stdout(&o), exported);
+}
+
+#[test]
+fn add_and_remove_from_the_command_line() {
+    let p = Publication::with_config(NEWSLETTERS);
+    let o = p.herald(&[
+        "subscribers",
+        "add",
+        "x@example.org",
+        "--name",
+        "X",
+        "--newsletter",
+        "daily",
+        "--confirmed",
+    ]);
+    assert!(
+        stdout(&o).contains("added x@example.org (confirmed)"),
+        "{}",
+        stdout(&o)
+    );
+    let o = p.herald(&[
+        "subscribers",
+        "add",
+        "y@example.org",
+        "--newsletter",
+        "nope",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("there is no newsletter \"nope\""));
+    let o = p.herald(&["subscribers", "add", "not an address"]);
+    assert_eq!(o.status.code(), Some(2));
+    // Without --confirmed: pending, and the confirmation email goes out (to outbox/ here).
+    let o = p.herald(&["subscribers", "add", "z@example.org"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let outbox: Vec<_> = std::fs::read_dir(p.path().join("outbox"))
+        .unwrap()
+        .collect();
+    assert_eq!(outbox.len(), 1);
+    let list = stdout(&p.herald(&["subscribers", "list", "--status", "pending"]));
+    assert!(
+        list.contains("z@example.org") && !list.contains("x@example.org"),
+        "{list}"
+    );
+    assert!(
+        p.herald(&["subscribers", "remove", "x@example.org"])
+            .status
+            .success()
+    );
+    let o = p.herald(&["subscribers", "add", "x@example.org", "--confirmed"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("unsubscribed: only the person can subscribe again"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        p.herald(&["subscribers", "remove", "nobody@example.org"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
