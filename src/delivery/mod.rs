@@ -32,7 +32,7 @@ const LEASE: Duration = Duration::from_secs(600);
 /// Rows handed to the senders ahead of time, per connection.
 const AHEAD_PER_CONNECTION: usize = 64;
 /// Outcomes are written at least this often.
-const FLUSH_EVERY: Duration = Duration::from_millis(50);
+const FLUSH_EVERY: Duration = Duration::from_millis(20);
 /// In-flight sends get this long to finish after a shutdown request.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 /// `run(until_done)` waits for deferred rows due within this many seconds.
@@ -451,35 +451,34 @@ impl Delivery {
         Ok(cached)
     }
 
-    /// Writes outcomes in batches until every sender is done.
+    /// Writes outcomes in batches until every sender is done. An outcome waits at most
+    /// [`FLUSH_EVERY`]: a 250 not yet recorded is what a crash turns into a duplicate.
     async fn finisher(
         self: Arc<Self>,
         mut done: mpsc::UnboundedReceiver<(i64, Outcome)>,
     ) -> anyhow::Result<()> {
         let mut batch = Vec::new();
         loop {
-            let got = tokio::time::timeout(FLUSH_EVERY, done.recv()).await;
-            match got {
-                Ok(Some(item)) => {
-                    batch.push(item);
-                    while batch.len() < 500 {
-                        match done.try_recv() {
-                            Ok(item) => batch.push(item),
-                            Err(_) => break,
-                        }
+            let Some(first) = done.recv().await else {
+                return self.flush(&mut batch).await;
+            };
+            batch.push(first);
+            let deadline = tokio::time::Instant::now() + FLUSH_EVERY;
+            let mut closed = false;
+            while batch.len() < 500 {
+                match tokio::time::timeout_at(deadline, done.recv()).await {
+                    Ok(Some(item)) => batch.push(item),
+                    Ok(None) => {
+                        closed = true;
+                        break;
                     }
-                    if batch.len() < 500 {
-                        // Let more arrive, but never hold a 250 for long.
-                        continue;
-                    }
+                    Err(_) => break,
                 }
-                Ok(None) => {
-                    self.flush(&mut batch).await?;
-                    return Ok(());
-                }
-                Err(_) => {}
             }
             self.flush(&mut batch).await?;
+            if closed {
+                return Ok(());
+            }
         }
     }
 

@@ -100,12 +100,17 @@ impl Issuer {
         at: DateTime<Utc>,
         all: &'a [Article],
     ) -> anyhow::Result<Vec<&'a Article>> {
+        // The first issue covers the time since the scheduler started looking after this
+        // newsletter, or (without even that) since the schedule's previous fire time.
         let since = match self.store.previous_issue(n.id(), at).await? {
             Some(prev) => prev.scheduled,
-            None => n
-                .schedule
-                .latest_at_or_before(at - chrono::Duration::seconds(1), FIRST_ISSUE_HORIZON)
-                .unwrap_or(at - chrono::Duration::days(7)),
+            None => match self.store.last_fire(n.id()).await?.filter(|l| *l < at) {
+                Some(started) => started,
+                None => n
+                    .schedule
+                    .latest_at_or_before(at - chrono::Duration::seconds(1), FIRST_ISSUE_HORIZON)
+                    .unwrap_or(at - chrono::Duration::days(7)),
+            },
         };
         Ok(n.select(all, since, at))
     }
@@ -198,7 +203,7 @@ impl Scheduler {
 
     /// Deals with one newsletter at `now`: fires (or skips) what is due, returns when it is
     /// next due.
-    async fn step(
+    pub async fn step(
         &self,
         n: &Newsletter,
         now: DateTime<Utc>,

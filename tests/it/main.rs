@@ -14,6 +14,8 @@ mod browser;
 mod cli;
 /// `herald run`: rebuilding on file changes and when scheduled articles fall due.
 mod daemon;
+/// Digests through faulty SMTP, kill -9, SIGTERM, a relay that is down; the scheduler.
+mod delivery;
 /// Feed bytes: parsed back by feed-rs, escaping and sanitizing traps, stable output.
 mod feeds;
 /// The HTTP surface: media types, ETags, 304s, gzip, home page.
