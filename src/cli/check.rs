@@ -7,9 +7,49 @@ use std::process::ExitCode;
 use chrono::Utc;
 
 use super::EXIT_BAD_INPUT;
-use crate::articles::Library;
+use crate::articles::{Article, Library};
 use crate::config::Site;
-use crate::templates::Templates;
+use crate::newsletters::Newsletter;
+use crate::templates::{Flavor, Templates};
+
+/// Page and email templates checked against [`sample_page_context`] (the newsletter
+/// templates are checked per newsletter).
+const PAGE_TEMPLATES: &[(Flavor, &str)] = &[
+    (Flavor::Html, "home"),
+    (Flavor::Html, "message"),
+    (Flavor::Html, "subscribe"),
+    (Flavor::Html, "confirm"),
+    (Flavor::Html, "unsubscribe"),
+    (Flavor::Html, "archive"),
+    (Flavor::Html, "confirm_email"),
+    (Flavor::Text, "confirm_email"),
+    (Flavor::Text, "confirm_email_subject"),
+];
+
+/// Every variable the page templates may use, with sample values.
+fn sample_page_context(site: &Site) -> serde_json::Value {
+    let cfg = &site.config;
+    let url = |p: &str| cfg.site.url(p);
+    serde_json::json!({
+        "site": {"title": cfg.site.title.0, "description": cfg.site.description(), "base_url": cfg.site.base_url.0.as_str(), "language": cfg.site.language},
+        "feeds": [{"title": "Sample (RSS)", "type": "application/rss+xml", "href": url("feeds/rss.xml")}],
+        "page_title": "Sample",
+        "articles": [{"title": "A sample article", "url": url("sample/"), "date": "2026-05-01T09:00:00Z", "tags": [{"name": "Sample", "slug": "sample"}], "summary": "A summary."}],
+        "subscribe_url": url("subscribe"),
+        "heading": "A heading",
+        "message": "A message.",
+        "newsletters": [{"id": "sample", "title": "A sample newsletter", "checked": true}],
+        "newsletter": {"id": "sample", "title": "A sample newsletter"},
+        "form": {"email": "reader@example.com", "name": "Sam Reader"},
+        "error": null,
+        "email": "reader@example.com",
+        "subscribed": true,
+        "issues": [{"title": "A sample issue", "date": "2026-05-01T09:00:00Z", "url": url("archive/sample/2026-05-01-090000")}],
+        "subscriber": {"email": "reader@example.com", "name": "Sam Reader"},
+        "confirm_url": url("confirm/SAMPLE"),
+        "expires_at": "2026-05-08T09:00:00Z",
+    })
+}
 
 pub fn run(site: &Site) -> anyhow::Result<ExitCode> {
     let mut errors = 0usize;
@@ -64,14 +104,97 @@ pub fn run(site: &Site) -> anyhow::Result<ExitCode> {
         }
     }
 
-    match Templates::load(&site.templates_dir(), cfg.site.timezone.0) {
-        Ok(_) => println!("templates: OK"),
+    // Templates: every page and email template rendered against a sample, so a typo fails
+    // here and not in front of a reader or at the 40,000th email.
+    let templates = match Templates::load(&site.templates_dir(), cfg.site.timezone.0) {
+        Ok(t) => Some(t),
         Err(es) => {
             for e in &es {
                 eprintln!("{e}");
             }
             errors += es.len();
+            None
         }
+    };
+    if let Some(t) = &templates {
+        let sample = sample_page_context(site);
+        let mut failed = 0;
+        for (flavor, name) in PAGE_TEMPLATES {
+            if let Err(e) = t.render(*flavor, name, &sample) {
+                eprintln!("{e}");
+                failed += 1;
+            }
+        }
+        errors += failed;
+        if failed == 0 {
+            println!("templates: pages and the confirmation email render");
+        }
+    }
+
+    // Newsletters: schedules, next fire times, and their templates against sample articles.
+    match Newsletter::all(site) {
+        Err(e) => {
+            eprintln!("herald.toml: {e}");
+            errors += 1;
+        }
+        Ok(newsletters) => {
+            let now = Utc::now();
+            let sample: Vec<Article> = scan
+                .articles
+                .iter()
+                .take(3)
+                .map(|p| Article {
+                    id: crate::articles::tag_uri(&cfg.site.domain(), now.date_naive(), &p.slug),
+                    date: p.date.unwrap_or(now),
+                    parsed: p.clone(),
+                })
+                .collect();
+            let sample: Vec<&Article> = sample.iter().collect();
+            for n in &newsletters {
+                println!(
+                    "newsletter {} ({}): {}",
+                    n.id(),
+                    n.title(),
+                    n.schedule.describe()
+                );
+                for t in n.schedule.upcoming(now, 3) {
+                    println!(
+                        "  next: {}  ({} UTC)",
+                        t.with_timezone(&n.zone()).format("%a %Y-%m-%d %H:%M:%S %Z"),
+                        t.format("%Y-%m-%d %H:%M:%S")
+                    );
+                }
+                if let Some(t) = &templates
+                    && let Err(e) = crate::newsletters::check_templates(site, t, n, &sample)
+                {
+                    eprintln!("{e}");
+                    errors += 1;
+                }
+            }
+        }
+    }
+
+    // Mail: the relay URL, the From address, the DKIM key.
+    let secrets = crate::config::Secrets::from_env();
+    match crate::mail::Transport::from_site(site, secrets.smtp_url.as_deref()) {
+        Ok(t) => {
+            println!("mail: {}", t.describe());
+            if let crate::mail::Transport::Smtp(target) = &t
+                && target.is_plaintext_remote()
+            {
+                println!(
+                    "warning: {target} is plaintext to a remote host: use smtps:// or ?tls=required"
+                );
+            }
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            errors += 1;
+        }
+    }
+    if let Err(e) = crate::mail::message::Composer::new(site) {
+        eprintln!("herald.toml: {e}");
+        errors += 1;
     }
 
     if errors > 0 {

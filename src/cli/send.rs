@@ -201,6 +201,7 @@ async fn deliver(s: &Setup) -> anyhow::Result<ExitCode> {
         }
         None => {
             let issuer = Issuer::new(s.site.clone(), s.store.clone(), s.templates.clone());
+            let made = std::time::Instant::now();
             match issuer
                 .make(&s.newsletter, now, &s.build.articles, true, now)
                 .await?
@@ -211,8 +212,9 @@ async fn deliver(s: &Setup) -> anyhow::Result<ExitCode> {
                     articles,
                 } => {
                     println!(
-                        "issue {id} of {}: {articles} articles to {recipients} subscribers",
-                        s.newsletter.id()
+                        "issue {id} of {}: {articles} articles to {recipients} subscribers (made in {:.2} s)",
+                        s.newsletter.id(),
+                        made.elapsed().as_secs_f64()
                     );
                     id
                 }
@@ -264,7 +266,9 @@ async fn deliver(s: &Setup) -> anyhow::Result<ExitCode> {
             }
         })
     };
+    let started = std::time::Instant::now();
     let result = delivery.run(Some(issue), true, shutdown.clone()).await;
+    let took = started.elapsed();
     progress.abort();
     bar.finish_and_clear();
     delivery.stop().await;
@@ -277,6 +281,16 @@ async fn deliver(s: &Setup) -> anyhow::Result<ExitCode> {
         .pop()
         .unwrap_or_default();
     let mut out = std::io::stdout().lock();
+    let done = delivery
+        .progress
+        .sent
+        .load(std::sync::atomic::Ordering::Relaxed);
+    writeln!(
+        out,
+        "delivered {done} messages in {:.2} s ({:.0} messages/s)",
+        took.as_secs_f64(),
+        done as f64 / took.as_secs_f64().max(0.001)
+    )?;
     writeln!(
         out,
         "issue {issue}: {} sent, {} failed, {} skipped, {} deferred, {} not yet sent",

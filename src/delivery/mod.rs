@@ -30,7 +30,7 @@ use crate::subscribers::tokens::{Claims, Keys, Purpose};
 /// How long a leased row stays ours; rows are sent within seconds of being leased.
 const LEASE: Duration = Duration::from_secs(600);
 /// Rows handed to the senders ahead of time, per connection.
-const AHEAD_PER_CONNECTION: usize = 64;
+const AHEAD_PER_CONNECTION: usize = 128;
 /// Outcomes are written at least this often.
 const FLUSH_EVERY: Duration = Duration::from_millis(20);
 /// In-flight sends get this long to finish after a shutdown request.
@@ -214,10 +214,17 @@ impl Delivery {
                 }
             }
             let next = self.store.next_delivery_due().await?;
+            // Nothing queued: sleep until woken, or look again soon when waiting for the last
+            // in-flight rows to finish a `herald send`.
+            let idle = if until_done {
+                Duration::from_millis(20)
+            } else {
+                Duration::from_secs(5)
+            };
             let wait = next
                 .map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO))
-                .unwrap_or(Duration::from_secs(5))
-                .clamp(Duration::from_millis(20), Duration::from_secs(5));
+                .unwrap_or(idle)
+                .clamp(Duration::from_millis(2), Duration::from_secs(5));
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = self.wake.notified() => {}
@@ -594,7 +601,9 @@ impl Pacer {
             s.next = at + interval;
             at
         };
-        if at > Instant::now() {
+        // Timers have millisecond granularity: a turn less than a millisecond away is taken
+        // now (a burst of at most a millisecond's worth), or fast rates would crawl.
+        if at > Instant::now() + Duration::from_millis(1) {
             tokio::time::sleep_until(at.into()).await;
         }
     }

@@ -9,32 +9,13 @@ use std::sync::Arc;
 
 use lettre::Address;
 use lettre::address::Envelope;
-use lettre::message::dkim::{
-    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
-    DkimSigningKey,
-};
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 
 use super::Outgoing;
+use super::dkim::Signer;
 use crate::config::Site;
 use crate::newsletters::{IssueContent, Recipient};
-
-/// Headers the DKIM signature covers (RFC 8058 needs both List-Unsubscribe headers signed).
-const SIGNED: [&str; 12] = [
-    "From",
-    "To",
-    "Subject",
-    "Date",
-    "Message-ID",
-    "Reply-To",
-    "MIME-Version",
-    "Content-Type",
-    "List-Id",
-    "List-Unsubscribe",
-    "List-Unsubscribe-Post",
-    "Precedence",
-];
 
 /// Builds digest messages; one per process, shared by the sender tasks.
 pub struct Composer {
@@ -45,7 +26,7 @@ pub struct Composer {
     domain: String,
     site_domain: String,
     unsubscribe_mailto: Option<String>,
-    dkim: Option<Arc<DkimConfig>>,
+    dkim: Option<Arc<Signer>>,
 }
 
 /// One message to build.
@@ -86,23 +67,9 @@ impl Composer {
                 let path = site.dir.join(&d.key_file);
                 let pem = std::fs::read_to_string(&path)
                     .map_err(|e| format!("mail.dkim.key_file {}: {e}", path.display()))?;
-                let key = rsa_pkcs1_pem(&pem)
+                let signer = Signer::from_pem(&d.domain, &d.selector, &pem)
                     .map_err(|e| format!("mail.dkim.key_file {}: {e}", path.display()))?;
-                let key = DkimSigningKey::new(&key, DkimSigningAlgorithm::Rsa)
-                    .map_err(|e| format!("mail.dkim.key_file {}: {e}", path.display()))?;
-                Some(Arc::new(DkimConfig::new(
-                    d.selector.clone(),
-                    d.domain.clone(),
-                    key,
-                    SIGNED
-                        .iter()
-                        .map(|h| HeaderName::new_from_ascii_str(h))
-                        .collect(),
-                    DkimCanonicalization {
-                        header: DkimCanonicalizationType::Relaxed,
-                        body: DkimCanonicalizationType::Relaxed,
-                    },
-                )))
+                Some(Arc::new(signer))
             }
         };
         Ok(Composer {
@@ -181,28 +148,53 @@ impl Composer {
         if let Some(r) = &self.reply_to {
             b = b.reply_to(r.clone());
         }
-        let mut message = b.multipart(
+        let message = b.multipart(
             MultiPart::alternative()
                 .singlepart(part(ContentType::TEXT_PLAIN, text, eight_bit))
                 .singlepart(part(ContentType::TEXT_HTML, html, eight_bit)),
         )?;
+        let mut out = Outgoing::new(&message, message_id);
         if let Some(dkim) = &self.dkim {
-            message.sign(dkim);
+            // Signed last, over the exact bytes that go out.
+            out.bytes = dkim
+                .sign(&out.bytes, chrono::Utc::now().timestamp())
+                .map_err(anyhow::Error::msg)?;
         }
-        Ok(Outgoing::new(&message, message_id))
+        Ok(out)
     }
 }
 
-/// An 8bit part where allowed and possible (lines ≤ 998), otherwise lettre's choice
-/// (7bit, quoted-printable or base64).
+/// An 8bit part where allowed and possible (lines of at most 998 octets, no NUL), otherwise
+/// lettre's choice (7bit, quoted-printable or base64). lettre's own chooser refuses 8bit for
+/// any line of 76 characters or more, which is every real HTML body.
 fn part(content_type: ContentType, body: String, eight_bit: bool) -> SinglePart {
-    let body = if eight_bit {
-        Body::new_with_encoding(body, ContentTransferEncoding::EightBit)
-            .unwrap_or_else(|raw| Body::new(String::from_utf8(raw).unwrap_or_default()))
-    } else {
-        Body::new(body)
+    let body = match eight_bit.then(|| eight_bit_body(&body)).flatten() {
+        Some(b) => b,
+        None => Body::new(body),
     };
     SinglePart::builder().header(content_type).body(body)
+}
+
+fn eight_bit_body(text: &str) -> Option<Body> {
+    if text.contains('\0') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len() + text.len() / 40);
+    for line in text.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.len() > 998 {
+            return None;
+        }
+        out.extend_from_slice(line.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.truncate(out.len() - 2); // the split added one CRLF too many
+    let encoding = if text.is_ascii() {
+        ContentTransferEncoding::SevenBit
+    } else {
+        ContentTransferEncoding::EightBit
+    };
+    Some(Body::dangerous_pre_encoded(out, encoding))
 }
 
 /// The phrase of a List-Id: the title, without characters that would need quoting.
@@ -212,23 +204,4 @@ fn list_label(title: &str) -> String {
         .filter(|c| !matches!(c, '<' | '>' | '"' | '\\' | '\r' | '\n'))
         .collect();
     format!("\"{}\"", clean.trim())
-}
-
-/// A PKCS#1 PEM for lettre, from a PKCS#1 or PKCS#8 PEM RSA key of at least 2048 bits.
-fn rsa_pkcs1_pem(pem: &str) -> Result<String, String> {
-    use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
-    use rsa::pkcs8::DecodePrivateKey;
-    use rsa::traits::PublicKeyParts;
-    let key = rsa::RsaPrivateKey::from_pkcs1_pem(pem)
-        .or_else(|_| rsa::RsaPrivateKey::from_pkcs8_pem(pem))
-        .map_err(|_| "not an RSA private key in PEM (PKCS#1 \"BEGIN RSA PRIVATE KEY\" or PKCS#8 \"BEGIN PRIVATE KEY\")".to_string())?;
-    if key.size() * 8 < 2048 {
-        return Err(format!(
-            "the RSA key has {} bits; DKIM needs at least 2048",
-            key.size() * 8
-        ));
-    }
-    key.to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)
-        .map(|p| p.to_string())
-        .map_err(|e| format!("converting the key: {e}"))
 }

@@ -8,6 +8,7 @@
 //! - [`smtp`]: the relay URL and connections (`TCP_NODELAY`, STARTTLS or implicit TLS, AUTH).
 //! - [`message`]: digest messages, personalized and optionally DKIM-signed.
 
+pub mod dkim;
 pub mod message;
 pub mod smtp;
 
