@@ -114,7 +114,7 @@ herald_rate() {   # prints "rate peak_kb made_seconds"
 }
 size=$(HERALD_LOG=warn "$HERALD" --site "$site" preview bench 2>/dev/null | wc -c)
 echo "N=$N messages, $C connections; digest HTML ~$size bytes (plus text part and headers)"
-for label in plain dkim; do
+for label in ${LABELS:-plain dkim}; do
   if [ $label = dkim ]; then
     write_config 'dkim = { domain = "bench.example.com", selector = "herald", key_file = "dkim.pem" }'
   fi

@@ -622,3 +622,95 @@ async fn the_daemon_fires_a_schedule_and_puts_the_digest_in_the_outbox() {
     store.close().await;
     d.stop().await;
 }
+
+// ---- the command line ---------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_preview_test_copy_and_status_from_the_command_line() {
+    let p = publication(3, 1000, 1).await;
+    let smtp = SmtpServer::start();
+    let with_relay = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .arg("--site")
+            .arg(p.path())
+            .args(args)
+            .env("HERALD_SMTP_URL", format!("smtp://127.0.0.1:{}", smtp.port))
+            .env("HERALD_SECRET", SECRET)
+            .env("HERALD_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let o = with_relay(&["send", "weekly", "--dry-run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("2 articles") && out.contains("Harbour news"), "{out}");
+    assert!(out.contains("recipients: 3 confirmed subscribers") && out.contains("r0@example.org"), "{out}");
+    assert_eq!(smtp.count(), 0, "a dry run sends nothing");
+
+    let o = with_relay(&["send", "weekly", "--to", "editor@example.org"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(smtp.messages()[0].rcpt, vec!["editor@example.org".to_string()]);
+    let o = with_relay(&["status"]);
+    assert!(stdout(&o).contains("no issues yet"), "a test copy leaves the ledger alone: {}", stdout(&o));
+
+    let o = with_relay(&["preview", "weekly"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("Harbour news") && stdout(&o).contains("href=\"https://news.example.com/"), "{}", stdout(&o));
+    assert!(stderr(&o).contains("Subject: The Weekly: "));
+    let o = with_relay(&["preview", "weekly", "--text"]);
+    assert!(stdout(&o).contains("Read it: https://news.example.com/"), "{}", stdout(&o));
+    assert!(!stdout(&o).contains("&amp;"), "no HTML escaping in text");
+
+    let o = with_relay(&["send", "weekly"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("3 sent, 0 failed"), "{}", stdout(&o));
+    let o = with_relay(&["status"]);
+    let out = stdout(&o);
+    assert!(out.contains("weekly") && out.contains("done"), "{out}");
+    assert_eq!(with_relay(&["send", "nope"]).status.code(), Some(2));
+}
+
+#[test]
+fn check_catches_template_typos_and_bad_schedules_and_prints_fire_times() {
+    let p = Publication::with_config(&config(10, 1));
+    p.article("a.md", "---\ntitle: A\ndate: 2026-05-01\n---\nx\n");
+    let o = p.herald(&["check"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("newsletter weekly (The Weekly)"), "{out}");
+    assert_eq!(out.matches("  next: Fri ").count(), 3, "three fire times, local and UTC:\n{out}");
+
+    p.write_bytes("templates/newsletter.txt.hbs", b"Hello\n{{#each articles}}{{titel}}{{/each}}\n");
+    let o = p.herald(&["check"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("newsletter.txt.hbs:2:"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("titel"), "{}", stderr(&o));
+    std::fs::remove_file(p.path().join("templates/newsletter.txt.hbs")).unwrap();
+
+    let toml = std::fs::read_to_string(p.path().join("herald.toml")).unwrap();
+    std::fs::write(p.path().join("herald.toml"), toml.replace("0 7 * * Fri", "0 7 * * Fri 2027 extra")).unwrap();
+    let o = p.herald(&["check"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("newsletter \"weekly\": schedule"), "{}", stderr(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_archive_shows_past_issues_without_subscriber_data() {
+    let p = publication(2, 1000, 1).await;
+    let smtp = SmtpServer::start();
+    let (store, issue) = make_issue(&p).await;
+    let d = delivery(&p, &store, smtp.port).await;
+    d.run(Some(issue), true, CancellationToken::new()).await.unwrap();
+    let daemon = Daemon::start(&p).await;
+    let list = daemon.text("/archive/weekly/").await;
+    let slug = herald::newsletters::issue_slug(store.issue(issue).await.unwrap().unwrap().scheduled);
+    assert!(list.contains(&format!("/archive/weekly/{slug}")), "{list}");
+    let page = daemon.text(&format!("/archive/weekly/{slug}")).await;
+    assert!(page.contains("Harbour news"));
+    assert!(!page.contains("r0@example.org") && !page.contains("Reader 0"), "no subscriber data");
+    assert!(!page.contains("/unsubscribe/"), "no one's unsubscribe link");
+    assert_eq!(daemon.get("/archive/weekly/2020-01-01-000000").await.status(), 404);
+    assert_eq!(daemon.get("/archive/nope/").await.status(), 404);
+    daemon.stop().await;
+    d.stop().await;
+}
