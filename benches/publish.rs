@@ -14,6 +14,10 @@ use herald::config::Site;
 use herald::publish::Publisher;
 use herald::store::Store;
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{ms, peak_mb, ratio, reset_peak};
+
 const TAGS: usize = 20;
 
 fn main() {
@@ -196,28 +200,4 @@ fn median(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
     let mut v: Vec<Duration> = (0..runs).map(|_| f()).collect();
     v.sort();
     v[runs / 2]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1e3)
-}
-
-fn ratio(a: Duration, b: Duration) -> f64 {
-    a.as_secs_f64() / b.as_secs_f64()
-}
-
-/// Resets the kernel's peak-RSS mark for this process (Linux: `/proc/self/clear_refs`).
-fn reset_peak() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// Peak resident set size since the last reset, in MB (`VmHWM`).
-fn peak_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
 }

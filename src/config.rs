@@ -602,6 +602,11 @@ impl Config {
         Ok(())
     }
 
+    /// Every newsletter id, in configuration order.
+    pub fn newsletter_ids(&self) -> Vec<String> {
+        self.newsletters.iter().map(|n| n.id.0.clone()).collect()
+    }
+
     /// The timezone a newsletter's schedule runs in.
     pub fn newsletter_zone(&self, n: &NewsletterConfig) -> Tz {
         n.timezone.unwrap_or(self.site.timezone).0

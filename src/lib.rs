@@ -6,7 +6,7 @@
 //! # Layout
 //! - [`config`]: `herald.toml`, defaults, `HERALD_*` overrides, the publication folder.
 //! - [`articles`]: article files → parsed, sanitized articles; problems as `path:line: reason`.
-//! - [`store`]: every SQL statement (SQLite): article ids, feed ids, settings.
+//! - [`store`]: every SQL statement (SQLite): articles, subscribers, issues, the ledger.
 //! - [`feeds`]: pure RSS / Atom / JSON Feed serializers.
 //! - [`publish`]: the build pipeline from articles to feed files on disk.
 //! - [`templates`]: Handlebars templates, embedded defaults overridden by `templates/`.
@@ -16,8 +16,8 @@
 //! - [`subscribers`]: addresses, tokens, confirmation emails, CSV import/export.
 //! - [`telemetry`]: Prometheus metrics.
 //! - [`websub`]: telling a WebSub hub that feeds changed.
-//! - [`http`]: the axum router: feeds with conditional GET, home page, health.
-//! - [`daemon`]: `herald run`: watch, rebuild, serve, shut down cleanly.
+//! - [`http`]: the axum router: feeds, pages, sign-up and links, archive, metrics, admin API.
+//! - [`daemon`]: `herald run`: watch, rebuild, serve, schedule, deliver, shut down cleanly.
 //! - [`cli`]: the command line.
 
 pub mod articles;

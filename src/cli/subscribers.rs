@@ -53,12 +53,7 @@ pub async fn run(site: Arc<Site>, cmd: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn newsletter_ids(site: &Site, chosen: &[String]) -> anyhow::Result<Vec<String>> {
-    let configured: Vec<String> = site
-        .config
-        .newsletters
-        .iter()
-        .map(|n| n.id.0.clone())
-        .collect();
+    let configured = site.config.newsletter_ids();
     if chosen.is_empty() {
         return Ok(configured);
     }
@@ -185,12 +180,7 @@ async fn dispatch(site: &Arc<Site>, store: &Store, cmd: Command) -> anyhow::Resu
                 )
                 .expect("a valid template"),
             );
-            let configured: Vec<String> = site
-                .config
-                .newsletters
-                .iter()
-                .map(|n| n.id.0.clone())
-                .collect();
+            let configured = site.config.newsletter_ids();
             let name = file
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())

@@ -192,13 +192,7 @@ async fn add(State(app): State<App>, body: Bytes) -> Response {
             );
         }
     };
-    let configured: Vec<String> = app
-        .site()
-        .config
-        .newsletters
-        .iter()
-        .map(|n| n.id.0.clone())
-        .collect();
+    let configured = app.site().config.newsletter_ids();
     let newsletters: Vec<String> = match obj.get("newsletters") {
         None | Some(Value::Null) => configured.clone(),
         Some(Value::Array(items)) => {

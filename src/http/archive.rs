@@ -22,15 +22,7 @@ pub async fn list(State(app): State<App>, Path(newsletter): Path<String>) -> Res
     };
     let issues = match app.store().issues(&newsletter, 200).await {
         Ok(i) => i,
-        Err(e) => {
-            tracing::error!("archive: {e:#}");
-            return message(
-                &app,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong",
-                "Please try again later.",
-            );
-        }
+        Err(e) => return unavailable(&app, e),
     };
     let items: Vec<Value> = issues
         .iter()
@@ -67,17 +59,9 @@ pub async fn issue(
     let Some(at) = parse_issue_slug(&slug) else {
         return missing();
     };
-    let found = match app.store().issues(&newsletter, 10_000).await {
-        Ok(list) => list.into_iter().find(|i| i.scheduled == at),
-        Err(e) => {
-            tracing::error!("archive: {e:#}");
-            return message(
-                &app,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong",
-                "Please try again later.",
-            );
-        }
+    let found = match app.store().issue_at(&newsletter, at).await {
+        Ok(i) => i,
+        Err(e) => return unavailable(&app, e),
     };
     let Some(issue) = found else { return missing() };
     let content: IssueContent = match serde_json::from_str(&issue.content) {
@@ -93,4 +77,14 @@ pub async fn issue(
         Html(html),
     )
         .into_response()
+}
+
+fn unavailable(app: &App, e: anyhow::Error) -> Response {
+    tracing::error!("archive: {e:#}");
+    message(
+        app,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "Please try again later.",
+    )
 }

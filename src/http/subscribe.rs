@@ -265,18 +265,12 @@ fn validate(app: &App, f: &SignUpForm) -> Result<(Email, String, Vec<String>), F
         field: "name",
         message,
     })?;
-    let configured: Vec<&str> = app
-        .site()
-        .config
-        .newsletters
-        .iter()
-        .map(|n| n.id.0.as_str())
-        .collect();
+    let configured = app.site().config.newsletter_ids();
     let newsletters = match &f.newsletters {
-        None => configured.iter().map(|s| s.to_string()).collect(),
+        None => configured.clone(),
         Some(chosen) => {
             for c in chosen {
-                if !configured.contains(&c.as_str()) {
+                if !configured.contains(c) {
                     return Err(FieldError {
                         field: "newsletters",
                         message: format!(

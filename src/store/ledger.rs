@@ -191,6 +191,23 @@ impl Store {
         Ok(row.as_ref().map(issue_from).transpose()?)
     }
 
+    /// The issue of a newsletter for exactly this fire time.
+    pub async fn issue_at(
+        &self,
+        newsletter: &str,
+        scheduled: DateTime<Utc>,
+    ) -> anyhow::Result<Option<Issue>> {
+        let sql = format!(
+            "SELECT {ISSUE_COLUMNS} FROM issues WHERE newsletter_id = $1 AND scheduled_ms = $2"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(newsletter)
+            .bind(to_ms(scheduled))
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.as_ref().map(issue_from).transpose()?)
+    }
+
     /// The newest issue of a newsletter at or before `before`.
     pub async fn previous_issue(
         &self,

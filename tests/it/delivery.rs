@@ -643,22 +643,44 @@ async fn dry_run_preview_test_copy_and_status_from_the_command_line() {
     let o = with_relay(&["send", "weekly", "--dry-run"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    assert!(out.contains("2 articles") && out.contains("Harbour news"), "{out}");
-    assert!(out.contains("recipients: 3 confirmed subscribers") && out.contains("r0@example.org"), "{out}");
+    assert!(
+        out.contains("2 articles") && out.contains("Harbour news"),
+        "{out}"
+    );
+    assert!(
+        out.contains("recipients: 3 confirmed subscribers") && out.contains("r0@example.org"),
+        "{out}"
+    );
     assert_eq!(smtp.count(), 0, "a dry run sends nothing");
 
     let o = with_relay(&["send", "weekly", "--to", "editor@example.org"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(smtp.messages()[0].rcpt, vec!["editor@example.org".to_string()]);
+    assert_eq!(
+        smtp.messages()[0].rcpt,
+        vec!["editor@example.org".to_string()]
+    );
     let o = with_relay(&["status"]);
-    assert!(stdout(&o).contains("no issues yet"), "a test copy leaves the ledger alone: {}", stdout(&o));
+    assert!(
+        stdout(&o).contains("no issues yet"),
+        "a test copy leaves the ledger alone: {}",
+        stdout(&o)
+    );
 
     let o = with_relay(&["preview", "weekly"]);
     assert!(o.status.success());
-    assert!(stdout(&o).contains("Harbour news") && stdout(&o).contains("href=\"https://news.example.com/"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("Harbour news")
+            && stdout(&o).contains("href=\"https://news.example.com/"),
+        "{}",
+        stdout(&o)
+    );
     assert!(stderr(&o).contains("Subject: The Weekly: "));
     let o = with_relay(&["preview", "weekly", "--text"]);
-    assert!(stdout(&o).contains("Read it: https://news.example.com/"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("Read it: https://news.example.com/"),
+        "{}",
+        stdout(&o)
+    );
     assert!(!stdout(&o).contains("&amp;"), "no HTML escaping in text");
 
     let o = with_relay(&["send", "weekly"]);
@@ -678,20 +700,39 @@ fn check_catches_template_typos_and_bad_schedules_and_prints_fire_times() {
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("newsletter weekly (The Weekly)"), "{out}");
-    assert_eq!(out.matches("  next: Fri ").count(), 3, "three fire times, local and UTC:\n{out}");
+    assert_eq!(
+        out.matches("  next: Fri ").count(),
+        3,
+        "three fire times, local and UTC:\n{out}"
+    );
 
-    p.write_bytes("templates/newsletter.txt.hbs", b"Hello\n{{#each articles}}{{titel}}{{/each}}\n");
+    p.write_bytes(
+        "templates/newsletter.txt.hbs",
+        b"Hello\n{{#each articles}}{{titel}}{{/each}}\n",
+    );
     let o = p.herald(&["check"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("newsletter.txt.hbs:2:"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("newsletter.txt.hbs:2:"),
+        "{}",
+        stderr(&o)
+    );
     assert!(stderr(&o).contains("titel"), "{}", stderr(&o));
     std::fs::remove_file(p.path().join("templates/newsletter.txt.hbs")).unwrap();
 
     let toml = std::fs::read_to_string(p.path().join("herald.toml")).unwrap();
-    std::fs::write(p.path().join("herald.toml"), toml.replace("0 7 * * Fri", "0 7 * * Fri 2027 extra")).unwrap();
+    std::fs::write(
+        p.path().join("herald.toml"),
+        toml.replace("0 7 * * Fri", "0 7 * * Fri 2027 extra"),
+    )
+    .unwrap();
     let o = p.herald(&["check"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("newsletter \"weekly\": schedule"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("newsletter \"weekly\": schedule"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -700,17 +741,172 @@ async fn the_archive_shows_past_issues_without_subscriber_data() {
     let smtp = SmtpServer::start();
     let (store, issue) = make_issue(&p).await;
     let d = delivery(&p, &store, smtp.port).await;
-    d.run(Some(issue), true, CancellationToken::new()).await.unwrap();
+    d.run(Some(issue), true, CancellationToken::new())
+        .await
+        .unwrap();
     let daemon = Daemon::start(&p).await;
     let list = daemon.text("/archive/weekly/").await;
-    let slug = herald::newsletters::issue_slug(store.issue(issue).await.unwrap().unwrap().scheduled);
+    let slug =
+        herald::newsletters::issue_slug(store.issue(issue).await.unwrap().unwrap().scheduled);
     assert!(list.contains(&format!("/archive/weekly/{slug}")), "{list}");
     let page = daemon.text(&format!("/archive/weekly/{slug}")).await;
     assert!(page.contains("Harbour news"));
-    assert!(!page.contains("r0@example.org") && !page.contains("Reader 0"), "no subscriber data");
+    assert!(
+        !page.contains("r0@example.org") && !page.contains("Reader 0"),
+        "no subscriber data"
+    );
     assert!(!page.contains("/unsubscribe/"), "no one's unsubscribe link");
-    assert_eq!(daemon.get("/archive/weekly/2020-01-01-000000").await.status(), 404);
+    assert_eq!(
+        daemon
+            .get("/archive/weekly/2020-01-01-000000")
+            .await
+            .status(),
+        404
+    );
     assert_eq!(daemon.get("/archive/nope/").await.status(), 404);
     daemon.stop().await;
+    d.stop().await;
+}
+
+/// Relaxed header canonicalization, written here independently of herald's signer.
+fn relaxed_header(name: &str, value: &str) -> String {
+    let v = value.replace("\r\n", "");
+    let v = v
+        .split([' ', '\t'])
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!("{}:{}", name.to_ascii_lowercase(), v)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dkim_signature_covers_the_list_headers_and_verifies() {
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::rsa::{KeyPair, KeySize};
+    use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
+    use base64::Engine;
+    use sha2::Digest;
+    let b64 = base64::engine::general_purpose::STANDARD;
+
+    let key = KeyPair::generate(KeySize::Rsa2048).unwrap();
+    let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&key).unwrap();
+    let body = b64.encode(der.as_ref());
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        lines.join("\n")
+    );
+
+    let p = publication(1, 1000, 1).await;
+    p.write_bytes("dkim.pem", pem.as_bytes());
+    let toml = std::fs::read_to_string(p.path().join("herald.toml")).unwrap();
+    let toml = toml.replace(
+        "[mail]\n",
+        "[mail]\ndkim = { domain = \"news.example.com\", selector = \"s1\", key_file = \"dkim.pem\" }\n",
+    );
+    std::fs::write(p.path().join("herald.toml"), toml).unwrap();
+    let smtp = SmtpServer::start();
+    let (store, issue) = make_issue(&p).await;
+    let d = delivery(&p, &store, smtp.port).await;
+    d.run(Some(issue), true, CancellationToken::new())
+        .await
+        .unwrap();
+    let raw = smtp.messages().remove(0).data;
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+
+    // Headers, unfolded into (name, raw value) in order.
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for line in head.split("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            headers
+                .last_mut()
+                .unwrap()
+                .1
+                .push_str(&format!("\r\n{line}"));
+        } else {
+            let (n, v) = line.split_once(':').unwrap();
+            headers.push((n.to_string(), v.to_string()));
+        }
+    }
+    let sig = &headers
+        .iter()
+        .find(|(n, _)| n == "DKIM-Signature")
+        .unwrap()
+        .1;
+    let tags: std::collections::HashMap<String, String> = sig
+        .replace("\r\n", "")
+        .split(';')
+        .filter_map(|t| t.split_once('='))
+        .map(|(k, v)| {
+            (
+                k.trim().to_string(),
+                v.split_whitespace().collect::<String>(),
+            )
+        })
+        .collect();
+    assert_eq!(tags["d"], "news.example.com");
+    assert_eq!(tags["c"], "relaxed/relaxed");
+    let signed: Vec<&str> = tags["h"].split(':').collect();
+    for h in [
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+        "list-id",
+    ] {
+        assert!(signed.contains(&h), "{h} is signed: {signed:?}");
+    }
+    // Body hash.
+    let mut canon = String::new();
+    for line in body.split("\r\n") {
+        let l = line
+            .split([' ', '\t'])
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let l = if line.starts_with([' ', '\t']) && !l.is_empty() {
+            format!(" {l}")
+        } else {
+            l
+        };
+        canon.push_str(&l);
+        canon.push_str("\r\n");
+    }
+    while canon.ends_with("\r\n\r\n") {
+        canon.truncate(canon.len() - 2);
+    }
+    assert_eq!(
+        b64.encode(sha2::Sha256::digest(canon.as_bytes())),
+        tags["bh"],
+        "body hash"
+    );
+    // Header hash and signature.
+    let mut input = String::new();
+    for h in &signed {
+        let (n, v) = headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n.eq_ignore_ascii_case(h))
+            .unwrap();
+        input.push_str(&relaxed_header(n, v));
+        input.push_str("\r\n");
+    }
+    let without_b = {
+        let i = sig.find(" b=").or_else(|| sig.find("\tb=")).unwrap();
+        format!("{} b=", &sig[..i])
+    };
+    input.push_str(&relaxed_header("DKIM-Signature", &without_b));
+    let signature = b64.decode(&tags["b"]).unwrap();
+    UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, key.public_key().as_ref())
+        .verify(input.as_bytes(), &signature)
+        .expect("the DKIM signature verifies");
     d.stop().await;
 }
