@@ -27,7 +27,7 @@ const MAX_SLEEP: Duration = Duration::from_secs(60);
 /// How far back the first issue of a newsletter looks when its schedule gives no earlier
 /// fire time (a yearly schedule, say).
 const FIRST_ISSUE_HORIZON: Duration = Duration::from_secs(400 * 86400);
-/// A first `herald send` with nothing new carries this many of the newest articles.
+/// A newsletter's first issue with nothing new carries this many of the newest articles.
 const FIRST_ISSUE_FALLBACK: usize = 10;
 
 /// Where "now" comes from: the system clock, or tokio's (paused in tests).
@@ -102,29 +102,27 @@ impl Issuer {
         at: DateTime<Utc>,
         all: &'a [Article],
     ) -> anyhow::Result<Vec<&'a Article>> {
+        if let Some(prev) = self.store.previous_issue(n.id(), at).await? {
+            return Ok(n.select(all, prev.scheduled, at));
+        }
         // The first issue covers the time since the scheduler started looking after this
-        // newsletter, or (without even that: a first `herald send`) since the schedule's
-        // previous fire time, and failing that the newest articles, so it is never empty.
-        let since = match self.store.previous_issue(n.id(), at).await? {
-            Some(prev) => prev.scheduled,
-            None => match self.store.last_fire(n.id()).await?.filter(|l| *l < at) {
-                Some(started) => started,
-                None => {
-                    let since = n
-                        .schedule
-                        .latest_at_or_before(at - chrono::Duration::seconds(1), FIRST_ISSUE_HORIZON)
-                        .unwrap_or(at - chrono::Duration::days(7));
-                    let chosen = n.select(all, since, at);
-                    if chosen.is_empty() {
-                        let mut newest = n.select(all, DateTime::<Utc>::MIN_UTC, at);
-                        newest.truncate(FIRST_ISSUE_FALLBACK);
-                        return Ok(newest);
-                    }
-                    return Ok(chosen);
-                }
-            },
+        // newsletter, or (a first `herald send`) since the schedule's previous fire time;
+        // when that holds nothing, it carries the newest articles: a new newsletter's first
+        // issue is never empty while there is something to read.
+        let since = match self.store.last_fire(n.id()).await?.filter(|l| *l < at) {
+            Some(started) => started,
+            None => n
+                .schedule
+                .latest_at_or_before(at - chrono::Duration::seconds(1), FIRST_ISSUE_HORIZON)
+                .unwrap_or(at - chrono::Duration::days(7)),
         };
-        Ok(n.select(all, since, at))
+        let chosen = n.select(all, since, at);
+        if !chosen.is_empty() {
+            return Ok(chosen);
+        }
+        let mut newest = n.select(all, DateTime::<Utc>::MIN_UTC, at);
+        newest.truncate(FIRST_ISSUE_FALLBACK);
+        Ok(newest)
     }
 
     /// Makes the issue of `n` for `at` from `articles` (all of them; the newsletter picks).
