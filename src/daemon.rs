@@ -125,6 +125,22 @@ pub async fn run(
             }
         });
     }
+    // Feeds that changed while herald was down are announced too, now that they are served.
+    let first_changed: Vec<String> = tx
+        .borrow()
+        .changed
+        .iter()
+        .map(|rel| crate::publish::feed_url(&site, rel))
+        .collect();
+    if let Some(hub) = &site.config.feeds.websub_hub
+        && !first_changed.is_empty()
+    {
+        tracker.spawn(crate::websub::ping_all(
+            hub.0.to_string(),
+            first_changed,
+            shutdown.clone(),
+        ));
+    }
     tracker.spawn(builder(
         publisher,
         events,

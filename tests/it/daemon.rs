@@ -91,3 +91,49 @@ async fn a_broken_edit_keeps_the_other_articles_served() {
     assert_eq!(health["problems"], 1);
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_feeds_are_pinged_to_the_websub_hub_after_they_are_live() {
+    use std::sync::{Arc, Mutex};
+    // A hub: records every form it is sent.
+    let pings: Arc<Mutex<Vec<String>>> = Default::default();
+    let hub = axum::Router::new().route(
+        "/",
+        axum::routing::post({
+            let pings = pings.clone();
+            move |body: String| async move {
+                pings.lock().unwrap().push(body);
+                axum::http::StatusCode::ACCEPTED
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hub_url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, hub).await.unwrap() });
+
+    let p = Publication::with_config(&format!(
+        "[feeds]\nwebsub_hub = \"{hub_url}\"\nper_tag = false\n"
+    ));
+    p.article("a.md", "---\ntitle: First\ndate: 2026-05-01\n---\nx\n");
+    let d = Daemon::start(&p).await;
+    // The first build wrote three new files: they are announced once served.
+    assert!(
+        eventually(5.0, || async { pings.lock().unwrap().len() == 3 })
+            .await
+            .is_some()
+    );
+    p.article("b.md", "---\ntitle: Second\ndate: 2026-05-02\n---\ny\n");
+    let got = eventually(5.0, || async { pings.lock().unwrap().len() >= 6 }).await;
+    assert!(
+        got.is_some(),
+        "one ping per changed file: {:?}",
+        pings.lock().unwrap()
+    );
+    let all = pings.lock().unwrap()[3..].to_vec();
+    for f in ["rss.xml", "atom.xml", "feed.json"] {
+        let topic =
+            format!("hub.mode=publish&hub.url=https%3A%2F%2Fnews.example.com%2Ffeeds%2F{f}");
+        assert!(all.contains(&topic), "{topic} in {all:?}");
+    }
+    d.stop().await;
+}
