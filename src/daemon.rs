@@ -25,7 +25,7 @@ use crate::delivery::Delivery;
 use crate::http::{self, App, Parts};
 use crate::mail::Transport;
 use crate::newsletters::Newsletter;
-use crate::newsletters::scheduler::{Clock, Issuer, Scheduler};
+use crate::newsletters::scheduler::{Issuer, Scheduler};
 use crate::publish::{Build, Publisher};
 use crate::store::Store;
 use crate::subscribers::confirmations::Confirmations;
@@ -88,7 +88,6 @@ pub async fn run(
         newsletters,
         build: rx.clone(),
         wake_delivery: delivery.wake.clone(),
-        clock: Clock::System,
     };
     let confirmations = Confirmations {
         site: site.clone(),

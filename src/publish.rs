@@ -80,10 +80,6 @@ impl Publisher {
         &self.site
     }
 
-    pub fn library_mut(&mut self) -> &mut Library {
-        &mut self.library
-    }
-
     /// Reads the articles, settles ids, writes the feeds that changed.
     pub async fn build(&mut self, now: DateTime<Utc>) -> anyhow::Result<Build> {
         let scan = blocking(|| self.library.scan());

@@ -48,11 +48,6 @@ impl Renderer {
         };
         xml_safe(&self.sanitizer.clean(&raw).to_string())
     }
-
-    /// Sanitizes an HTML fragment from elsewhere (templates' inputs, summaries).
-    pub fn clean(&self, html: &str) -> String {
-        xml_safe(&self.sanitizer.clean(html).to_string())
-    }
 }
 
 fn markdown_to_html(body: &str) -> String {

@@ -193,10 +193,6 @@ impl Library {
         }
     }
 
-    pub fn renderer(&self) -> &Renderer {
-        &self.renderer
-    }
-
     /// Reads every article file, reusing what has not changed since the last scan.
     pub fn scan(&mut self) -> Scan {
         let mut problems = Vec::new();

@@ -117,10 +117,6 @@ impl Delivery {
         }))
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// Works the ledger until `shutdown`, or — with `until_done` — until no row of `issue`
     /// (or of any issue) is left to send now. Returns when the senders have finished.
     pub async fn run(

@@ -30,35 +30,6 @@ const FIRST_ISSUE_HORIZON: Duration = Duration::from_secs(400 * 86400);
 /// A newsletter's first issue with nothing new carries this many of the newest articles.
 const FIRST_ISSUE_FALLBACK: usize = 10;
 
-/// Where "now" comes from: the system clock, or tokio's (paused in tests).
-#[derive(Debug, Clone, Copy)]
-pub enum Clock {
-    System,
-    /// `start` in UTC corresponds to `at` on tokio's clock.
-    Tokio {
-        start: DateTime<Utc>,
-        at: tokio::time::Instant,
-    },
-}
-
-impl Clock {
-    pub fn tokio_from(start: DateTime<Utc>) -> Clock {
-        Clock::Tokio {
-            start,
-            at: tokio::time::Instant::now(),
-        }
-    }
-
-    pub fn now(&self) -> DateTime<Utc> {
-        match self {
-            Clock::System => Utc::now(),
-            Clock::Tokio { start, at } => {
-                *start + chrono::Duration::from_std(at.elapsed()).unwrap_or_default()
-            }
-        }
-    }
-}
-
 /// What making an issue did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Made {
@@ -178,13 +149,12 @@ pub struct Scheduler {
     pub newsletters: Vec<Newsletter>,
     pub build: watch::Receiver<Arc<Build>>,
     pub wake_delivery: Arc<Notify>,
-    pub clock: Clock,
 }
 
 impl Scheduler {
     pub async fn run(self, shutdown: CancellationToken) {
         loop {
-            let now = self.clock.now();
+            let now = Utc::now();
             let mut next: Option<DateTime<Utc>> = None;
             let soonest = |next: Option<DateTime<Utc>>, at: DateTime<Utc>| {
                 Some(next.map_or(at, |x| x.min(at)))
@@ -201,7 +171,7 @@ impl Scheduler {
                 }
             }
             let wait = next
-                .map(|t| (t - self.clock.now()).to_std().unwrap_or(Duration::ZERO))
+                .map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO))
                 .unwrap_or(MAX_SLEEP)
                 .min(MAX_SLEEP);
             tokio::select! {
@@ -270,7 +240,7 @@ impl Scheduler {
         let build = self.build.borrow().clone();
         match self
             .issuer
-            .make(n, at, &build.articles, false, self.clock.now())
+            .make(n, at, &build.articles, false, Utc::now())
             .await?
         {
             Made::New {

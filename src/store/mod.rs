@@ -70,16 +70,6 @@ impl Store {
         self.write.close().await;
     }
 
-    /// A named value kept by herald itself.
-    pub async fn setting(&self, key: &str) -> anyhow::Result<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
-                .bind(key)
-                .fetch_optional(&self.read)
-                .await?,
-        )
-    }
-
     /// Stores `value` under `key` unless a value is already there; returns the one kept.
     pub async fn setting_or_insert(&self, key: &str, value: &str) -> anyhow::Result<String> {
         sqlx::query(

@@ -69,10 +69,6 @@ impl Email {
     pub fn key(&self) -> String {
         self.0.to_ascii_lowercase()
     }
-
-    pub fn domain(&self) -> &str {
-        self.0.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
-    }
 }
 
 impl fmt::Display for Email {

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use herald::delivery::Delivery;
 use herald::mail::Transport;
 use herald::newsletters::Newsletter;
-use herald::newsletters::scheduler::{Clock, Issuer, Made, Scheduler};
+use herald::newsletters::scheduler::{Issuer, Made, Scheduler};
 use herald::store::Store;
 use herald::subscribers::tokens::Keys;
 use tokio_util::sync::CancellationToken;
@@ -467,7 +467,6 @@ async fn scheduler(p: &Publication, schedule: &str, extra: &str) -> (Scheduler, 
         newsletters: newsletters.clone(),
         build: rx,
         wake_delivery: Default::default(),
-        clock: Clock::System,
     };
     std::mem::forget(_tx);
     (s, store, newsletters.into_iter().next().unwrap())
