@@ -60,6 +60,10 @@ pub struct SiteConfig {
     /// The publication's author; defaults to the site title with no email.
     #[serde(default)]
     pub author: Option<Person>,
+    /// The host of `base_url` as written in herald.toml, when an environment override
+    /// changed `base_url` (see [`SiteConfig::domain`]).
+    #[serde(skip)]
+    pub written_host: Option<String>,
 }
 
 /// A person as configured: `{ name = "…", email = "…" }`.
@@ -503,7 +507,8 @@ impl Config {
             section_table.insert(key.clone(), value.clone());
         }
         let merged = toml::to_string(&table).expect("a parsed table serializes");
-        let config: Config = toml::from_str(&merged).map_err(|e| {
+        let written_host = config.site.domain();
+        let mut config: Config = toml::from_str(&merged).map_err(|e| {
             let names: Vec<&str> = overrides.iter().map(|o| o.0.as_str()).collect();
             ConfigError(format!(
                 "environment override ({}): {}",
@@ -511,6 +516,7 @@ impl Config {
                 e.message()
             ))
         })?;
+        config.site.written_host = Some(written_host);
         config.validate(file, text)?;
         Ok(config)
     }
@@ -618,8 +624,14 @@ impl SiteConfig {
         self.description.as_deref().unwrap_or(&self.title)
     }
 
-    /// The host name that tag: URIs, Message-IDs and List-Ids are minted under.
+    /// The host name that permanent ids (`tag:` URIs of articles and feeds), List-Ids and
+    /// the default From address are minted under: the host of `base_url` as written in
+    /// herald.toml. An environment override (`HERALD_SITE_BASE_URL`, for following links on
+    /// a laptop) changes where links point, never the ids readers and inboxes remember.
     pub fn domain(&self) -> String {
+        if let Some(host) = &self.written_host {
+            return host.clone();
+        }
         self.base_url
             .0
             .host_str()
@@ -835,6 +847,22 @@ mod tests {
         let c = Config::parse(MINIMAL, Path::new("herald.toml"), &env).unwrap();
         assert_eq!(c.feeds.items.0, 7);
         assert_eq!(c.http.bind, "0.0.0.0:9000");
+    }
+
+    #[test]
+    fn a_base_url_override_moves_links_but_not_ids() {
+        let mut env = BTreeMap::new();
+        env.insert(
+            "HERALD_SITE_BASE_URL".to_string(),
+            "http://127.0.0.1:8080/".to_string(),
+        );
+        let c = Config::parse(MINIMAL, Path::new("herald.toml"), &env).unwrap();
+        assert_eq!(c.site.base_url.0.as_str(), "http://127.0.0.1:8080/");
+        assert_eq!(
+            c.site.url("feeds/rss.xml"),
+            "http://127.0.0.1:8080/feeds/rss.xml"
+        );
+        assert_eq!(c.site.domain(), "example.com");
     }
 
     #[test]

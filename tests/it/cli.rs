@@ -98,6 +98,48 @@ fn environment_variables_override_the_file() {
 }
 
 #[test]
+fn a_local_base_url_override_does_not_change_the_ids_a_fresh_store_mints() {
+    let p = Publication::new();
+    p.article("a.md", "---\ntitle: A\ndate: 2026-05-01\n---\nx\n");
+    p.article("b.md", "---\ntitle: B\n---\nundated\n");
+    let ids = |p: &Publication| -> Vec<String> {
+        let feed = parse_feed(&p.read("feeds/atom.xml"));
+        let mut ids: Vec<String> = feed.entries.iter().map(|e| e.id.clone()).collect();
+        ids.push(feed.id);
+        ids
+    };
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .arg("--site")
+        .arg(p.path())
+        .arg("build")
+        .env("HERALD_SITE_BASE_URL", "http://127.0.0.1:8080/")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let local = ids(&p);
+    assert!(
+        String::from_utf8_lossy(&p.read("feeds/atom.xml")).contains("http://127.0.0.1:8080/a/"),
+        "links follow the override"
+    );
+    assert!(
+        local
+            .iter()
+            .all(|id| id.starts_with("tag:news.example.com,")),
+        "{local:?}"
+    );
+    // A production store, fresh, without the override: the dated article's id and the
+    // feed's id come out the same.
+    std::fs::remove_dir_all(p.path().join("subscribers")).unwrap();
+    let o = p.herald(&["build"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let production = ids(&p);
+    let dated = |ids: &[String]| ids.iter().find(|i| i.ends_with(":a")).cloned();
+    assert_eq!(dated(&local), dated(&production));
+    assert!(dated(&production).is_some(), "{production:?}");
+    assert_eq!(local.last(), production.last());
+}
+
+#[test]
 fn unknown_arguments_exit_2() {
     let p = Publication::new();
     assert_eq!(p.herald(&["frobnicate"]).status.code(), Some(2));
