@@ -21,8 +21,12 @@ const MAX_EMAIL: usize = 254;
 /// Longest accepted name, in characters.
 pub const MAX_NAME: usize = 100;
 
-/// A normalized email address: lettre's syntax rules, the domain lower-cased and
-/// IDNA-encoded (punycode), an ASCII local part.
+/// A normalized email address: lettre's syntax rules (the `email_address` crate), one
+/// spelling per mailbox — a quoted local part that needs no quotes is unquoted
+/// (`"ann"@example.org` is `ann@example.org`), the domain lower-cased and IDNA-encoded
+/// (punycode) — and an ASCII local part. Addresses whose local part needs quoting (spaces,
+/// `@`, commas…) and IP-literal domains are refused: herald could not build mail to them,
+/// and a second spelling of one mailbox would slip past its suppression.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct Email(String);
@@ -44,9 +48,20 @@ impl Email {
         let Some((local, domain)) = s.rsplit_once('@') else {
             return Err(format!("{s:?} is not an email address (no @)"));
         };
+        let local = unquote(local).map_err(|why| format!("{s:?}: {why}"))?;
         if !local.is_ascii() {
             return Err(format!(
                 "{s:?}: addresses with non-ASCII characters before the @ cannot be delivered reliably; please use another address"
+            ));
+        }
+        if !email_address::EmailAddress::is_valid_local_part(&local) || local.starts_with('"') {
+            return Err(format!(
+                "{s:?} is not a valid email address: the part before the @ may hold letters, digits, dots (not two in a row, not first or last) and !#$%&'*+-/=?^_`{{|}}~"
+            ));
+        }
+        if domain.starts_with('[') {
+            return Err(format!(
+                "{s:?}: addresses at an IP address ([…]) are not accepted; use an address at a domain name"
             ));
         }
         let domain = idna::domain_to_ascii(domain)
@@ -56,6 +71,11 @@ impl Email {
             return Err(format!("{s:?}: {domain:?} is not a valid domain name"));
         }
         let normalized = format!("{local}@{domain}");
+        if normalized.len() > MAX_EMAIL {
+            return Err(format!(
+                "the email address is too long (at most {MAX_EMAIL} characters)"
+            ));
+        }
         lettre::Address::from_str(&normalized)
             .map_err(|e| format!("{s:?} is not a valid email address: {e}"))?;
         Ok(Email(normalized))
@@ -75,6 +95,27 @@ impl fmt::Display for Email {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// The local part without quotes: `"ann"` is `ann`. A quoted local part whose content
+/// needs the quotes (a space, `@`, `,`, a backslash escape…) is refused, since its unquoted
+/// form would name another mailbox and herald cannot send to the quoted form.
+fn unquote(local: &str) -> Result<String, String> {
+    let Some(inner) = local.strip_prefix('"') else {
+        return Ok(local.to_string());
+    };
+    let Some(inner) = inner.strip_suffix('"') else {
+        return Err("the quotes before the @ are not closed".into());
+    };
+    let needs_quotes = inner.is_empty()
+        || !email_address::EmailAddress::is_valid_local_part(inner)
+        || inner.contains(['"', '\\']);
+    if needs_quotes {
+        return Err(
+            "addresses whose part before the @ needs quotes (spaces, @, commas, quotes) are not accepted; please use another address".into(),
+        );
+    }
+    Ok(inner.to_string())
 }
 
 /// A display name: no control characters, at most [`MAX_NAME`] characters, trimmed.
@@ -173,6 +214,58 @@ mod tests {
         assert_eq!(
             Email::parse("Ann@Example.org").unwrap().key(),
             "ann@example.org"
+        );
+    }
+
+    #[test]
+    fn one_mailbox_has_one_spelling() {
+        for same in [
+            "ann@example.org",
+            "\"ann\"@example.org",
+            " \"Ann\"@EXAMPLE.org",
+            "ann@Example.Org",
+        ] {
+            assert_eq!(
+                Email::parse(same).unwrap().key(),
+                "ann@example.org",
+                "{same:?}"
+            );
+        }
+        assert_eq!(
+            Email::parse("\"a.b+news\"@example.org").unwrap().as_str(),
+            "a.b+news@example.org"
+        );
+    }
+
+    #[test]
+    fn local_parts_that_need_quotes_and_ip_literals_are_refused() {
+        for bad in [
+            "\"ann lee\"@example.org",
+            "\"a@b\"@example.org",
+            "\"a,b\"@example.org",
+            "\"a\\\"b\"@example.org",
+            "\"\"@example.org",
+            "\"ann@example.org",
+            "ann@[192.0.2.1]",
+            "ann@[IPv6:2001:db8::1]",
+            "a..b@example.org",
+            ".a@example.org",
+        ] {
+            let e = Email::parse(bad).unwrap_err();
+            assert!(
+                e.contains(bad.trim()) || e.contains("quotes"),
+                "{bad:?}: {e}"
+            );
+        }
+        assert!(
+            Email::parse("ann@[192.0.2.1]")
+                .unwrap_err()
+                .contains("IP address")
+        );
+        assert!(
+            Email::parse("\"ann lee\"@example.org")
+                .unwrap_err()
+                .contains("quotes")
         );
     }
 

@@ -18,6 +18,8 @@ mod daemon;
 mod delivery;
 /// Feed bytes: parsed back by feed-rs, escaping and sanitizing traps, stable output.
 mod feeds;
+/// Hostile clients and input: slow sockets, descriptor exhaustion, spoofing, formulas.
+mod hostile;
 /// The HTTP surface: media types, ETags, 304s, gzip, home page.
 mod http;
 /// `herald subscribers`: CSV import and export, add, remove.

@@ -1,0 +1,199 @@
+//! Hostile clients and hostile input: sockets that never finish, descriptors running out,
+//! spellings that dodge suppression, forged proxy headers, spreadsheet formulas, oversized
+//! and odd requests. Every test here failed on herald before the fix it guards.
+
+use std::io::{BufRead, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use super::helpers::*;
+
+/// Opens `n` sockets that each misbehave in one of three ways: send nothing, dribble half a
+/// header a byte at a time, or finish one request and then idle on keep-alive.
+fn misbehaving_sockets(addr: &str, n: usize) -> Vec<TcpStream> {
+    (0..n)
+        .map(|i| {
+            let mut s = TcpStream::connect(addr).expect("connect");
+            s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+            match i % 3 {
+                0 => {}
+                1 => s.write_all(b"GET /feeds/rss.xml HTTP/1.1\r\nHo").unwrap(),
+                _ => s
+                    .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .unwrap(),
+            }
+            s
+        })
+        .collect()
+}
+
+/// True once the server has closed `s` (end of file or a reset); drains what it sent.
+fn closed_by_server(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_clients_are_cut_off_and_others_are_answered_within_a_second() {
+    let p =
+        Publication::with_config("[http]\nheader_read_timeout = \"2s\"\nidle_timeout = \"2s\"\n");
+    p.article("a.md", "---\ntitle: A\ndate: 2026-05-01\n---\nx\n");
+    let d = Daemon::start(&p).await;
+    let addr = d.url.trim_start_matches("http://").to_string();
+    let started = Instant::now();
+    let mut sockets = {
+        let addr = addr.clone();
+        tokio::task::spawn_blocking(move || misbehaving_sockets(&addr, 300))
+            .await
+            .unwrap()
+    };
+    // While they hang on, and while the dribblers keep sending a byte now and then, normal
+    // readers are answered promptly.
+    let dribble = {
+        let mut dribblers: Vec<TcpStream> = sockets
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 3 == 1)
+            .map(|(_, s)| s.try_clone().unwrap())
+            .collect();
+        std::thread::spawn(move || {
+            for _ in 0..20 {
+                for s in &mut dribblers {
+                    let _ = s.write_all(b"x");
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        })
+    };
+    for _ in 0..10 {
+        let t = Instant::now();
+        let r = d.get("/feeds/rss.xml").await;
+        assert_eq!(r.status(), 200);
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "a normal client waited {:?}",
+            t.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Every misbehaving socket is closed by the server, not long after the timeouts.
+    let all_closed = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            sockets.retain_mut(|s| !closed_by_server(s));
+            if sockets.is_empty() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(sockets.len())
+    })
+    .await
+    .unwrap();
+    assert_eq!(all_closed, Ok(()), "sockets still open after 10 s");
+    assert!(started.elapsed() < Duration::from_secs(12));
+    dribble.join().unwrap();
+    d.stop().await;
+}
+
+/// `herald run` as a child process whose descriptor limit is `nofile`; returns the child
+/// and its address.
+fn run_with_nofile(p: &Publication, nofile: u32) -> (std::process::Child, String) {
+    let mut child = std::process::Command::new("prlimit")
+        .arg(format!("--nofile={nofile}:{nofile}"))
+        .arg(env!("CARGO_BIN_EXE_herald"))
+        .arg("--site")
+        .arg(p.path())
+        .arg("run")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HERALD_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("prlimit (util-linux) runs herald");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        while let Some(Ok(line)) = lines.next() {
+            if let Some(at) = line.find("http://") {
+                let addr: String = line[at + 7..].chars().take_while(|c| *c != '/').collect();
+                let _ = tx.send(Ok(addr));
+            }
+            if line.contains("panicked") {
+                let _ = tx.send(Err(line));
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("herald run comes up within 20 s")
+        .expect("herald run does not panic");
+    (child, addr)
+}
+
+#[test]
+fn with_descriptors_short_feeds_keep_being_written_and_readers_get_answers() {
+    let p = Publication::with_config(
+        "[http]\nbind = \"127.0.0.1:0\"\nheader_read_timeout = \"2s\"\nidle_timeout = \"2s\"\n",
+    );
+    p.article("a.md", "---\ntitle: First\ndate: 2026-05-01\n---\nx\n");
+    let (mut child, addr) = run_with_nofile(&p, 300);
+    // More idle sockets than the process has descriptors.
+    let mut idle: Vec<TcpStream> = (0..330)
+        .filter_map(|_| TcpStream::connect(&addr).ok())
+        .collect();
+    assert!(
+        idle.len() >= 300,
+        "the kernel queues connections beyond the cap"
+    );
+    // The daemon still notices a new article and writes the feeds.
+    p.article("b.md", "---\ntitle: Second\ndate: 2026-05-02\n---\ny\n");
+    let rss = p.path().join("feeds/rss.xml");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline
+        && !std::fs::read_to_string(&rss)
+            .unwrap_or_default()
+            .contains("Second")
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        std::fs::read_to_string(&rss).unwrap().contains("Second"),
+        "the feed was rewritten while sockets piled up"
+    );
+    // A reader gets the feed once the idle sockets time out (they are closed in rounds of
+    // at most header_read_timeout).
+    let t = Instant::now();
+    let mut reader = TcpStream::connect(&addr).unwrap();
+    reader
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    reader
+        .write_all(b"GET /feeds/rss.xml HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    let _ = reader.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:.200}");
+    assert!(answer.contains("Second"));
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+    // The idle ones were all closed by the server.
+    for s in &mut idle {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 64];
+        assert!(matches!(s.read(&mut buf), Ok(0) | Err(_)));
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "herald run exits cleanly");
+}
