@@ -138,8 +138,8 @@ pub async fn sign_up(
         .await
     {
         Ok(SignUp::Queued { .. }) => app.wake_confirmations(),
-        Ok(SignUp::RateLimited) => {
-            tracing::info!("sign-up for {email}: daily confirmation emails used up; none sent")
+        Ok(SignUp::Refused(why)) => {
+            tracing::info!("sign-up for {email}: no confirmation email sent ({why:?})")
         }
         Err(e) => {
             tracing::error!("sign-up for {email}: {e:#}");

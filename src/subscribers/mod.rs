@@ -188,6 +188,48 @@ impl fmt::Display for Status {
     }
 }
 
+/// Why an anonymous sign-up request sends no confirmation email. The requester is told the
+/// same "check your inbox" either way, so the list cannot be probed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The address had its `subscribe.confirmations_per_day` in the last 24 hours.
+    RateLimited,
+    /// The address complained (marked mail as spam): anonymous requests never mail it.
+    Complained,
+    /// The address hard-bounced and had a confirmation email less than
+    /// [`BOUNCED_CONFIRMATION_EVERY`] ago.
+    RecentlyBounced,
+}
+
+/// A bounced address may get one confirmation email this often: enough for a person whose
+/// mailbox works again to come back by confirming, too rarely for anyone to use herald to
+/// hammer a dead mailbox (every bounce costs the sender's reputation).
+pub const BOUNCED_CONFIRMATION_EVERY: chrono::Duration = chrono::Duration::days(7);
+
+/// Whether an anonymous sign-up request (the form, the public JSON endpoint) may queue a
+/// confirmation email to an address now. `status` is the address's status if it is
+/// stored, `sent_24h` the confirmation emails queued for it in the last 24 hours, `last`
+/// when the latest was queued.
+pub fn may_send_confirmation(
+    status: Option<Status>,
+    sent_24h: i64,
+    per_day: u32,
+    last: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), Refusal> {
+    match status {
+        Some(Status::Complained) => return Err(Refusal::Complained),
+        Some(Status::Bounced) if last.is_some_and(|l| now - l < BOUNCED_CONFIRMATION_EVERY) => {
+            return Err(Refusal::RecentlyBounced);
+        }
+        _ => {}
+    }
+    if sent_24h >= i64::from(per_day) {
+        return Err(Refusal::RateLimited);
+    }
+    Ok(())
+}
+
 /// Consent evidence recorded with a sign-up.
 #[derive(Debug, Clone, Default)]
 pub struct Evidence {
@@ -292,6 +334,21 @@ mod tests {
                 .unwrap_err()
                 .contains("too long")
         );
+    }
+
+    #[test]
+    fn complainers_are_never_mailed_and_bounced_addresses_rarely() {
+        let now = chrono::Utc::now();
+        let ok = |s, n, last| may_send_confirmation(s, n, 3, last, now);
+        assert_eq!(ok(None, 0, None), Ok(()));
+        assert_eq!(ok(Some(Status::Unsubscribed), 2, None), Ok(()));
+        assert_eq!(ok(None, 3, None), Err(Refusal::RateLimited));
+        assert_eq!(ok(Some(Status::Complained), 0, None), Err(Refusal::Complained));
+        assert_eq!(ok(Some(Status::Bounced), 0, None), Ok(()));
+        let day_ago = Some(now - chrono::Duration::days(1));
+        assert_eq!(ok(Some(Status::Bounced), 0, day_ago), Err(Refusal::RecentlyBounced));
+        let long_ago = Some(now - chrono::Duration::days(8));
+        assert_eq!(ok(Some(Status::Bounced), 0, long_ago), Ok(()));
     }
 
     #[test]
