@@ -199,8 +199,7 @@ impl Store {
             ),
             None => None,
         };
-        if let Err(why) = may_send_confirmation(status, sent_24h, per_day, last.map(from_ms), now)
-        {
+        if let Err(why) = may_send_confirmation(status, sent_24h, per_day, last.map(from_ms), now) {
             return Ok(SignUp::Refused(why));
         }
         let lifetime = link_lifetime.as_millis() as i64;

@@ -343,10 +343,16 @@ mod tests {
         assert_eq!(ok(None, 0, None), Ok(()));
         assert_eq!(ok(Some(Status::Unsubscribed), 2, None), Ok(()));
         assert_eq!(ok(None, 3, None), Err(Refusal::RateLimited));
-        assert_eq!(ok(Some(Status::Complained), 0, None), Err(Refusal::Complained));
+        assert_eq!(
+            ok(Some(Status::Complained), 0, None),
+            Err(Refusal::Complained)
+        );
         assert_eq!(ok(Some(Status::Bounced), 0, None), Ok(()));
         let day_ago = Some(now - chrono::Duration::days(1));
-        assert_eq!(ok(Some(Status::Bounced), 0, day_ago), Err(Refusal::RecentlyBounced));
+        assert_eq!(
+            ok(Some(Status::Bounced), 0, day_ago),
+            Err(Refusal::RecentlyBounced)
+        );
         let long_ago = Some(now - chrono::Duration::days(8));
         assert_eq!(ok(Some(Status::Bounced), 0, long_ago), Ok(()));
     }

@@ -776,36 +776,56 @@ fn import_csv(w: &World, csv: &str) -> std::process::Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_spelling_of_a_suppressed_address_is_the_same_address_everywhere() {
     let w = world().await;
-    assert!(import_csv(&w, "email,status\nann@example.org,unsubscribed\n").status.success());
+    assert!(
+        import_csv(&w, "email,status\nann@example.org,unsubscribed\n")
+            .status
+            .success()
+    );
     // The admin API.
-    let r = w
-        .d
-        .client
-        .post(format!("{}/api/subscribers", w.d.url))
-        .bearer_auth(ADMIN)
-        .json(&serde_json::json!({"email": "\"ann\"@Example.ORG", "confirmed": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CONFLICT, "{}", r.text().await.unwrap());
+    let r =
+        w.d.client
+            .post(format!("{}/api/subscribers", w.d.url))
+            .bearer_auth(ADMIN)
+            .json(&serde_json::json!({"email": "\"ann\"@Example.ORG", "confirmed": true}))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::CONFLICT,
+        "{}",
+        r.text().await.unwrap()
+    );
     // The command line.
-    let o = w._p.herald(&["subscribers", "add", "\"ann\"@example.org", "--confirmed"]);
+    let o =
+        w._p.herald(&["subscribers", "add", "\"ann\"@example.org", "--confirmed"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("unsubscribed"), "{}", stderr(&o));
     // An import.
     let o = import_csv(&w, "email,status\n\"\"\"ann\"\"@example.org\",confirmed\n");
-    assert!(stdout(&o).contains("1 left suppressed"), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("1 left suppressed"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
     // One record, still suppressed.
     let listed = w._p.herald(&["subscribers", "list"]);
     assert!(stdout(&listed).contains("1 in all"), "{}", stdout(&listed));
-    assert_eq!(status_of(&w.subscriber("ann@example.org").await), "unsubscribed");
+    assert_eq!(
+        status_of(&w.subscriber("ann@example.org").await),
+        "unsubscribed"
+    );
     // Spellings herald could never mail are refused with a reason, at every door.
     for bad in ["\"ann lee\"@example.org", "ann@[192.0.2.1]"] {
         let r = w
             .post_json("/subscribe", serde_json::json!({"email": bad}))
             .await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["field"], "email");
+        assert_eq!(
+            r.json::<serde_json::Value>().await.unwrap()["field"],
+            "email"
+        );
         let o = w._p.herald(&["subscribers", "add", bad]);
         assert_eq!(o.status.code(), Some(2), "{bad}: {}", stderr(&o));
     }
@@ -832,12 +852,21 @@ async fn a_confirmation_email_carries_no_text_the_requester_chose() {
         parsed.body_html(0).unwrap()
     );
     for piece in ["WINNER", "prize.example", "Claim"] {
-        assert!(!everything.contains(piece), "{piece:?} reached the email:\n{raw}");
+        assert!(
+            !everything.contains(piece),
+            "{piece:?} reached the email:\n{raw}"
+        );
     }
     // Nobody's record carries the name until the person confirms; then it does.
-    assert_eq!(w.subscriber("victim@example.org").await.unwrap()["name"], "");
+    assert_eq!(
+        w.subscriber("victim@example.org").await.unwrap()["name"],
+        ""
+    );
     w.d.client.post(w.confirm_link(0)).send().await.unwrap();
-    assert_eq!(w.subscriber("victim@example.org").await.unwrap()["name"], spam);
+    assert_eq!(
+        w.subscriber("victim@example.org").await.unwrap()["name"],
+        spam
+    );
     w.d.stop().await;
 }
 
@@ -854,16 +883,17 @@ async fn anonymous_sign_ups_never_mail_complainers_and_rewrite_no_record() {
     );
     let before = w.subscriber("kept@example.org").await.unwrap();
     for who in ["angry", "dead", "dead", "kept"] {
-        let r = w
-            .d
-            .client
-            .post(format!("{}/subscribe", w.d.url))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("user-agent", "forger/1.0")
-            .body(format!("email={who}%40example.org&name=Forged&newsletters=daily"))
-            .send()
-            .await
-            .unwrap();
+        let r =
+            w.d.client
+                .post(format!("{}/subscribe", w.d.url))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("user-agent", "forger/1.0")
+                .body(format!(
+                    "email={who}%40example.org&name=Forged&newsletters=daily"
+                ))
+                .send()
+                .await
+                .unwrap();
         assert_eq!(r.status(), 200);
     }
     // A last sign-up from someone else: its email arriving means every earlier request was
@@ -884,10 +914,22 @@ async fn anonymous_sign_ups_never_mail_complainers_and_rewrite_no_record() {
     );
     // The confirmed record's name and consent evidence are as they were.
     let after = w.subscriber("kept@example.org").await.unwrap();
-    for field in ["name", "consent_at", "consent_source", "consent_ip", "consent_user_agent"] {
+    for field in [
+        "name",
+        "consent_at",
+        "consent_source",
+        "consent_ip",
+        "consent_user_agent",
+    ] {
         assert_eq!(before[field], after[field], "{field}");
     }
-    assert_eq!(status_of(&w.subscriber("angry@example.org").await), "complained");
-    assert_eq!(w.subscriber("angry@example.org").await.unwrap()["name"], "Angry");
+    assert_eq!(
+        status_of(&w.subscriber("angry@example.org").await),
+        "complained"
+    );
+    assert_eq!(
+        w.subscriber("angry@example.org").await.unwrap()["name"],
+        "Angry"
+    );
     w.d.stop().await;
 }
