@@ -13,11 +13,11 @@
 pub mod api;
 pub mod archive;
 pub mod feeds;
+pub mod limits;
 pub mod pages;
 pub mod subscribe;
 
 use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +25,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderMap;
 use axum::routing::get;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -35,6 +34,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio_io_timeout::TimeoutStream;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::config::Site;
@@ -61,7 +61,9 @@ struct Inner {
     /// Wakes the confirmation email worker after a sign-up.
     confirmations: Arc<Notify>,
     /// Sign-up requests per client address.
-    signups: DefaultKeyedRateLimiter<IpAddr>,
+    signups: limits::SignupLimiter,
+    /// Failed admin-API authentications per client address.
+    auth_failures: limits::AuthFailures,
     admin_token: Option<SecretString>,
 }
 
@@ -78,11 +80,12 @@ pub struct Parts {
 
 impl App {
     pub fn new(p: Parts) -> App {
-        let per_minute = NonZeroU32::new(p.site.config.subscribe.requests_per_minute.max(1))
-            .expect("at least 1");
         App {
             inner: Arc::new(Inner {
-                signups: RateLimiter::keyed(Quota::per_minute(per_minute)),
+                signups: limits::SignupLimiter::per_minute(
+                    p.site.config.subscribe.requests_per_minute,
+                ),
+                auth_failures: limits::AuthFailures::default(),
                 site: p.site,
                 templates: p.templates,
                 build: p.build,
@@ -135,7 +138,11 @@ impl App {
 
     /// Whether `ip` may make another sign-up request now.
     pub fn allow_signup(&self, ip: IpAddr) -> bool {
-        self.inner.signups.check_key(&ip).is_ok()
+        self.inner.signups.allow(ip)
+    }
+
+    pub fn auth_failures(&self) -> &limits::AuthFailures {
+        &self.inner.auth_failures
     }
 
     /// The client's address: the socket peer, or — behind `http.trust_proxy` proxies —
@@ -171,6 +178,17 @@ pub fn forwarded_client(hops: usize, peer: SocketAddr, headers: &HeaderMap) -> I
         .unwrap_or(peer.ip())
 }
 
+/// Whether the request's `Content-Type` is exactly `essence` (`type/subtype`, any case,
+/// parameters such as `charset` ignored): `Application/JSON; charset=utf-8` is JSON,
+/// `application/jsonp` is not.
+pub fn has_media_type(headers: &HeaderMap, essence: &str) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| m.essence_str().eq_ignore_ascii_case(essence))
+}
+
 /// Every route herald serves.
 pub fn router(app: App) -> Router {
     Router::new()
@@ -193,6 +211,9 @@ pub fn router(app: App) -> Router {
         .nest("/api", api::router(app.clone()))
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // A declared Content-Length over the limit is refused with 413 before any body
+        // byte is read.
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(axum::middleware::from_fn(crate::telemetry::count_requests))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

@@ -73,10 +73,7 @@ pub async fn sign_up(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json"));
+    let json = super::has_media_type(&headers, "application/json");
     let ip = app.client_ip(peer, &headers);
     if !app.allow_signup(ip) {
         let text =

@@ -197,3 +197,177 @@ fn with_descriptors_short_feeds_keep_being_written_and_readers_get_answers() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "herald run exits cleanly");
 }
+
+const ADMIN: &str = "an-admin-token-long-enough";
+
+async fn daemon_with_api(extra: &str) -> (Publication, Daemon) {
+    let p = Publication::with_config(&format!(
+        "[[newsletter]]\nid = \"daily\"\ntitle = \"Daily\"\nschedule = \"0 7 * * *\"\n{extra}"
+    ));
+    let d = Daemon::start_with(
+        &p,
+        herald::config::Secrets {
+            smtp_url: None,
+            secret: Some("test-secret-0123456789abcdef".into()),
+            admin_token: Some(ADMIN.into()),
+        },
+    )
+    .await;
+    (p, d)
+}
+
+#[test]
+fn a_short_admin_token_is_refused_at_start() {
+    let p = Publication::with_config("[http]\nbind = \"127.0.0.1:0\"\n");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .arg("--site")
+        .arg(p.path())
+        .arg("run")
+        .env_clear()
+        .env("HERALD_ADMIN_TOKEN", "secret")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("at least 16 characters"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_the_admin_token_is_throttled_and_the_scheme_is_case_insensitive() {
+    let (_p, d) = daemon_with_api("").await;
+    let call = |auth: String| {
+        let c = d.client.clone();
+        let url = format!("{}/api/subscribers/counts", d.url);
+        async move {
+            c.get(url)
+                .header("authorization", auth)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(call(format!("bearer {ADMIN}")).await, 200);
+    assert_eq!(call(format!("BEARER  {ADMIN}")).await, 200);
+    for i in 0..10 {
+        assert_eq!(call(format!("Bearer guess-{i}")).await, 401);
+    }
+    // Shut out now: a wrong guess and the right token get the same answer.
+    assert_eq!(call("Bearer guess-11".into()).await, 429);
+    assert_eq!(call(format!("Bearer {ADMIN}")).await, 429);
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_types_are_matched_exactly_and_in_any_case() {
+    let (_p, d) = daemon_with_api("").await;
+    let post = |ct: &'static str| {
+        let c = d.client.clone();
+        let url = format!("{}/subscribe", d.url);
+        async move {
+            c.post(url)
+                .header("content-type", ct)
+                .body(r#"{"email": "media@example.org"}"#)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(post("Application/JSON; Charset=UTF-8").await, 202);
+    // Not JSON: read as a form, which then has no email field.
+    assert_eq!(post("application/jsonp").await, 400);
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_content_length_gets_413_before_any_body_is_sent() {
+    let (_p, d) = daemon_with_api("").await;
+    let addr = d.url.trim_start_matches("http://").to_string();
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.write_all(
+            b"POST /subscribe HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000000000\r\n\r\n",
+        )
+        .unwrap();
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:?}");
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_forwarded_for_line_beats_neither_the_limit_nor_the_evidence() {
+    let (_p, d) = daemon_with_api(
+        "[http]\ntrust_proxy = true\n[subscribe]\nrequests_per_minute = 10\nconfirmations_per_day = 50\n",
+    )
+    .await;
+    let mut answers = Vec::new();
+    for i in 0..15 {
+        let r = d
+            .client
+            .post(format!("{}/subscribe", d.url))
+            .header("x-forwarded-for", format!("198.51.100.{i}"))
+            .header("x-forwarded-for", "203.0.113.5")
+            .json(&serde_json::json!({"email": format!("x{i}@example.org")}))
+            .send()
+            .await
+            .unwrap();
+        answers.push(r.status().as_u16());
+    }
+    assert_eq!(
+        answers.iter().filter(|s| **s == 202).count(),
+        10,
+        "{answers:?}"
+    );
+    assert_eq!(
+        answers.iter().filter(|s| **s == 429).count(),
+        5,
+        "{answers:?}"
+    );
+    // The evidence recorded is the address the proxy saw: confirm x0 (its email is in the
+    // outbox) and read its consent record.
+    let outbox = _p.path().join("outbox");
+    let mut link = None;
+    for _ in 0..100 {
+        for e in std::fs::read_dir(&outbox).into_iter().flatten().flatten() {
+            let raw = std::fs::read(e.path()).unwrap();
+            let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+            if m.to().and_then(|t| t.first()).and_then(|a| a.address()) == Some("x0@example.org") {
+                let text = m.body_text(0).unwrap().into_owned();
+                link = text
+                    .split_whitespace()
+                    .find(|w| w.contains("/confirm/"))
+                    .map(str::to_string);
+            }
+        }
+        if link.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let link = link.expect("the confirmation email of x0 is in the outbox");
+    let local = link.replace(BASE, &format!("{}/", d.url));
+    assert_eq!(d.client.post(local).send().await.unwrap().status(), 200);
+    let body: serde_json::Value = d
+        .client
+        .get(format!("{}/api/subscribers/x0@example.org", d.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["subscriber"]["status"], "confirmed", "{body}");
+    assert_eq!(body["subscriber"]["consent_ip"], "203.0.113.5", "{body}");
+    d.stop().await;
+}
