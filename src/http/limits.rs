@@ -75,7 +75,7 @@ impl AuthFailures {
         let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         clients.get(&ip).and_then(|(n, since)| {
             let left = Self::WINDOW.checked_sub(now.duration_since(*since))?;
-            (*n >= Self::LIMIT).then_some(left)
+            (*n >= Self::LIMIT && !left.is_zero()).then_some(left)
         })
     }
 

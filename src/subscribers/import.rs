@@ -421,6 +421,40 @@ pub async fn export(store: &Store, out: impl Write) -> anyhow::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Any line is split or refused with a reason, and every row gets a result.
+        #[test]
+        fn any_line_is_answered(line in "[a-z@.,\"' =+\\-\t]{0,60}|.{0,60}") {
+            if let Ok(fields) = split_line(&line) {
+                let get = |i: usize| fields.get(i).map(String::as_str).unwrap_or("");
+                let _ = parse_row(get(0), get(1), get(2), get(3), &["weekly".to_string()]);
+            }
+        }
+
+        /// guard and unguard undo each other for any text.
+        #[test]
+        fn guarding_is_reversible(cell in ".{0,30}") {
+            let guarded = guard(&cell);
+            let back = unguard(&guarded);
+            prop_assert_eq!(back.as_ref(), cell.as_str());
+            prop_assert!(!guard(&cell).starts_with(['=', '+', '-', '@', '\t', '\r']));
+        }
+    }
+
+    #[test]
+    fn quotes_are_balanced_or_named() {
+        assert_eq!(split_line("a,\"b, c\",d\n").unwrap(), ["a", "b, c", "d"]);
+        assert_eq!(
+            split_line("\"say \"\"hi\"\"\",x").unwrap(),
+            ["say \"hi\"", "x"]
+        );
+        assert!(split_line("a,\"open\r\n").unwrap_err().contains("column 2"));
+        assert_eq!(split_line("O'Brien,ab\"c").unwrap(), ["O'Brien", "ab\"c"]);
+    }
 
     fn row(status: Status, name: &str, news: &[&str]) -> ImportRow {
         ImportRow {

@@ -242,6 +242,26 @@ pub struct Evidence {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Any input is answered with an address or a reason, and an accepted address is
+        /// its own canonical form: parsing it again gives it back, so it has one key.
+        #[test]
+        fn any_address_is_answered_and_canonical(raw in ".{0,80}", local in "[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~\"\\ @-]{0,20}", domain in "[a-zA-Z0-9.\\[\\]:-]{0,20}") {
+            for candidate in [raw.clone(), format!("{local}@{domain}"), format!("\"{local}\"@{domain}")] {
+                if let Ok(e) = Email::parse(&candidate) {
+                    let again = Email::parse(e.as_str()).expect("a canonical address parses");
+                    prop_assert_eq!(again.as_str(), e.as_str());
+                    prop_assert!(!e.as_str().contains('"'), "{}", e.as_str());
+                    prop_assert!(e.as_str().is_ascii());
+                    prop_assert!(lettre::Address::from_str(e.as_str()).is_ok());
+                }
+            }
+        }
+    }
 
     #[test]
     fn addresses_are_normalized() {
