@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`feeds`]: `/feeds/...` with conditional GET and gzip.
 //! - [`pages`]: `/` (home page with feed autodiscovery), `/healthz`, shared page helpers.
+//! - [`site`]: article pages (at their URL's path below `base_url`) and `/tags/{tag}/`.
 //! - [`subscribe`]: `/subscribe`, `/confirm/{token}`, `/unsubscribe/{token}`.
 //! - [`archive`]: `/archive/{newsletter}/` and `/archive/{newsletter}/{issue}`.
 //! - [`api`]: `/api/...`, the admin API behind a bearer token.
@@ -14,6 +15,7 @@ pub mod api;
 pub mod archive;
 pub mod feeds;
 pub mod pages;
+pub mod site;
 pub mod subscribe;
 
 use std::net::{IpAddr, SocketAddr};
@@ -151,6 +153,7 @@ impl App {
 
 /// Every route herald serves.
 pub fn router(app: App) -> Router {
+    let pages = site::Pages::new(&app);
     Router::new()
         .route("/", get(pages::home))
         .route("/healthz", get(pages::healthz))
@@ -167,9 +170,12 @@ pub fn router(app: App) -> Router {
         .route("/archive/{newsletter}", get(archive::list))
         .route("/archive/{newsletter}/", get(archive::list))
         .route("/archive/{newsletter}/{issue}", get(archive::issue))
+        .route("/tags/{tag}/", get(site::tag))
+        .route("/tags/{tag}", get(site::tag_without_slash))
         .route("/metrics", get(metrics))
         .nest("/api", api::router(app.clone()))
-        .fallback(pages::not_found)
+        .fallback(site::fallback)
+        .layer(axum::Extension(pages))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(crate::telemetry::count_requests))
         .layer(TimeoutLayer::with_status_code(

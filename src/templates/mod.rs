@@ -24,6 +24,8 @@ use crate::articles::body::truncate_words;
 const DEFAULTS: &[(&str, &str)] = &[
     ("layout.html.hbs", include_str!("layout.html.hbs")),
     ("home.html.hbs", include_str!("home.html.hbs")),
+    ("article.html.hbs", include_str!("article.html.hbs")),
+    ("tag.html.hbs", include_str!("tag.html.hbs")),
     ("message.html.hbs", include_str!("message.html.hbs")),
     ("subscribe.html.hbs", include_str!("subscribe.html.hbs")),
     ("confirm.html.hbs", include_str!("confirm.html.hbs")),

@@ -22,5 +22,7 @@ mod feeds;
 mod http;
 /// `herald subscribers`: CSV import and export, add, remove.
 mod import;
+/// Article and tag pages, conditional GET, every emitted link answering, page wording.
+mod pages;
 /// Sign-up, confirmation, unsubscription, the admin API, with real SMTP.
 mod subscribers;
