@@ -20,6 +20,7 @@ pub struct FrontMatter {
     pub url: Option<String>,
     pub tags: Vec<String>,
     pub authors: Vec<String>,
+    /// Plain text, with HTML element tags already removed.
     pub summary: Option<String>,
     pub draft: bool,
     pub image: Option<String>,
@@ -291,7 +292,9 @@ fn interpret(entries: Entries, raw: &str, zone: Tz) -> Result<FrontMatter, LineE
             "url" => fm.url = Some(text(value)?),
             "tags" => fm.tags = list(value)?,
             "authors" => fm.authors = list(value)?,
-            "summary" => fm.summary = Some(text(value)?),
+            // Summaries are plain text everywhere: a tag such as `<b>` is dropped here, as
+            // in titles, rather than reaching a feed reader as markup.
+            "summary" => fm.summary = Some(super::body::strip_html_tags(&text(value)?)),
             "image" => fm.image = Some(text(value)?),
             "draft" => match value {
                 Value::Bool(b) => fm.draft = b,
@@ -417,6 +420,16 @@ mod tests {
         let e = split("---\ntitle: x\n", Tz::UTC).unwrap_err();
         assert_eq!(e.line, 1);
         assert!(e.message.contains("never closed"));
+    }
+
+    #[test]
+    fn summaries_lose_element_tags_but_keep_angle_brackets() {
+        let s = split(
+            "---\nsummary: \"<b>Bold</b>, a<b & <3 <script>x</script>\"\n---\n",
+            Tz::UTC,
+        )
+        .unwrap();
+        assert_eq!(s.front.summary.as_deref(), Some("Bold, a<b & <3  x "));
     }
 
     #[test]
