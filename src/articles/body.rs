@@ -344,8 +344,8 @@ pub fn escape_html(s: &str) -> String {
 }
 
 /// Removes the characters XML 1.0 forbids (C0 controls other than tab, LF and CR, and the
-/// non-characters U+FFFE and U+FFFF) and the C1 controls it discourages (the W3C validator
-/// warns about them), so no feed is ever malformed by an article.
+/// non-characters U+FFFE and U+FFFF) and the controls it discourages (DEL and the C1 range,
+/// which the W3C validator warns about), so no feed is ever malformed by an article.
 pub fn xml_safe(s: &str) -> String {
     if !s.chars().any(forbidden_in_xml) {
         return s.to_string();
@@ -354,7 +354,7 @@ pub fn xml_safe(s: &str) -> String {
 }
 
 fn forbidden_in_xml(c: char) -> bool {
-    matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{80}'..='\u{9f}' | '\u{fffe}' | '\u{ffff}')
+    matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{fffe}' | '\u{ffff}')
 }
 
 /// HTML element names (those of the HTML standard, older ones, and every name the W3C feed
@@ -381,11 +381,22 @@ fn is_one_of(list: &str, name: &str) -> bool {
     list.split_ascii_whitespace().any(|n| n == name)
 }
 
-/// Removes HTML element tags from plain text (see [`HTML_ELEMENTS`]).
+/// Removes HTML element tags from plain text (see [`HTML_ELEMENTS`]), again and again until
+/// none is left: taking `<b>` out of `<b class="x<b>>` leaves a tag too.
 pub fn strip_html_tags(s: &str) -> String {
-    if !s.contains('<') {
-        return s.to_string();
+    let mut out = strip_tags_once(s);
+    while let Some(next) = out.as_deref().and_then(strip_tags_once) {
+        out = Some(next);
     }
+    out.unwrap_or_else(|| s.to_string())
+}
+
+/// `s` without its element tags, or `None` when it has none.
+fn strip_tags_once(s: &str) -> Option<String> {
+    if !s.contains('<') {
+        return None;
+    }
+    let mut removed = false;
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(open) = rest.find('<') {
@@ -397,6 +408,7 @@ pub fn strip_html_tags(s: &str) -> String {
                 if !inline {
                     out.push(' ');
                 }
+                removed = true;
                 rest = &rest[len..];
             }
             None => {
@@ -406,7 +418,7 @@ pub fn strip_html_tags(s: &str) -> String {
         }
     }
     out.push_str(rest);
-    out
+    removed.then_some(out)
 }
 
 /// When `s` starts with a tag of an HTML element (`<b>`, `</b>`, `<br/>`, `<a href="x">`),
@@ -576,6 +588,7 @@ mod tests {
         );
         assert_eq!(strip_html_tags("<b class=\"x\">B</b>, <xmp>c"), "B,  c");
         assert_eq!(strip_html_tags("<é>ß</é><"), "<é>ß</é><");
+        assert_eq!(strip_html_tags("<b class=\"c<b>>x"), "x");
     }
 
     #[test]

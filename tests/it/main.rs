@@ -24,3 +24,5 @@ mod http;
 mod import;
 /// Sign-up, confirmation, unsubscription, the admin API, with real SMTP.
 mod subscribers;
+/// Random Unicode, entities, markup and controls through parsing, summaries and feeds.
+mod text;
