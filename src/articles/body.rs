@@ -230,9 +230,19 @@ fn plain_text(s: &str) -> String {
 /// are skipped.
 fn first_paragraph(html: &str) -> Option<String> {
     let input = BufferQueue::default();
-    input.push_back(StrTendril::from(html));
     let tokenizer = Tokenizer::new(FirstParagraph::default(), Default::default());
-    let _ = tokenizer.feed(&input);
+    // Fed a paragraph at a time (the tokenizer takes its input in any pieces), so the rest of
+    // a long article is never read once a paragraph has text.
+    let mut rest = html;
+    while !rest.is_empty() && tokenizer.sink.state.borrow().found.is_none() {
+        let end = rest
+            .find("</p>")
+            .map(|i| i + "</p>".len())
+            .unwrap_or(rest.len());
+        input.push_back(StrTendril::from(&rest[..end]));
+        rest = &rest[end..];
+        let _ = tokenizer.feed(&input);
+    }
     tokenizer.end();
     let state = tokenizer.sink.state.into_inner();
     state.found.or_else(|| {
