@@ -106,7 +106,8 @@ pub struct Parsed {
     /// Absolute image URL.
     pub image: Option<String>,
     pub body: String,
-    /// SHA-256 of the file's bytes, hex: changes exactly when the file does.
+    /// SHA-256 of the file's bytes, kind and URL, hex: changes exactly when the rendered body
+    /// can (footnotes link into the URL).
     pub hash: String,
 }
 
@@ -337,7 +338,7 @@ impl Library {
 }
 
 fn render(renderer: &Renderer, a: &Parsed) -> Rendered {
-    let html = renderer.html(a.kind, &a.body);
+    let html = renderer.html(a.kind, &a.body, &a.url);
     let summary = match &a.summary {
         Some(s) => s.clone(),
         None => body::summary_of(&html, SUMMARY_CHARS).unwrap_or_default(),
@@ -587,6 +588,12 @@ fn parse(ctx: &Context<'_>, rel: &Path, bytes: &[u8]) -> Result<Parsed, Problem>
         .map(|s| body::collapse_ws(&body::xml_safe(s)))
         .filter(|s| !s.is_empty());
 
+    let hash = hex::encode(
+        Sha256::new()
+            .chain_update(bytes)
+            .chain_update(format!("\0{kind:?}\0{url}"))
+            .finalize(),
+    );
     Ok(Parsed {
         source: rel.to_path_buf(),
         kind,
@@ -602,7 +609,7 @@ fn parse(ctx: &Context<'_>, rel: &Path, bytes: &[u8]) -> Result<Parsed, Problem>
         draft: fm.draft,
         image,
         body,
-        hash: hex::encode(Sha256::digest(bytes)),
+        hash,
     })
 }
 

@@ -254,7 +254,7 @@ pub fn context(site: &Site, renderer: &Renderer, facts: &IssueFacts<'_>, named: 
         .articles
         .iter()
         .map(|a| {
-            let html = renderer.html(a.kind, &a.body);
+            let html = renderer.html(a.kind, &a.body, &a.url);
             let summary = a
                 .summary
                 .clone()

@@ -26,3 +26,5 @@ mod import;
 mod pages;
 /// Sign-up, confirmation, unsubscription, the admin API, with real SMTP.
 mod subscribers;
+/// Random Unicode, entities, markup and controls through parsing, summaries and feeds.
+mod text;
