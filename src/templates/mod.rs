@@ -366,10 +366,9 @@ where
     if lang == "pt"
         && length == DateLength::Full
         && (1..=5).contains(&t.weekday().num_days_from_sunday())
+        && let Some(i) = out.find(',')
     {
-        if let Some(i) = out.find(',') {
-            out.insert_str(i, "-feira");
-        }
+        out.insert_str(i, "-feira");
     }
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
