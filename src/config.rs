@@ -60,6 +60,10 @@ pub struct SiteConfig {
     /// The publication's author; defaults to the site title with no email.
     #[serde(default)]
     pub author: Option<Person>,
+    /// The publisher's postal address, plain text (lines as written), shown in every
+    /// digest's footer: commercial email must carry one (CAN-SPAM in the US, and elsewhere).
+    #[serde(default, deserialize_with = "postal_address")]
+    pub postal_address: Option<String>,
     /// The host of `base_url` as written in herald.toml, when an environment override
     /// changed `base_url` (see [`SiteConfig::domain`]).
     #[serde(skip)]
@@ -254,6 +258,40 @@ pub struct NewsletterConfig {
     /// A fire time missed while herald was down is sent at start-up if it is less late than this.
     #[serde(default = "default_max_lateness")]
     pub max_lateness: HumanDuration,
+    /// Articles shown in one digest; the rest are counted ("and 12 more") and linked to the
+    /// issue in the web archive. The HTML part is also kept under Gmail's 102 KB clip.
+    #[serde(default = "default_max_articles")]
+    pub max_articles: MaxArticles,
+}
+
+/// The default of `[[newsletter]] max_articles`.
+pub const DEFAULT_MAX_ARTICLES: usize = 30;
+
+/// Between 1 and 200 articles per digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxArticles(pub usize);
+
+impl<'de> Deserialize<'de> for MaxArticles {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        if !(1..=200).contains(&n) {
+            return Err(serde::de::Error::custom(format!(
+                "{n} is out of range: a digest shows 1 to 200 articles"
+            )));
+        }
+        Ok(MaxArticles(n as usize))
+    }
+}
+
+fn default_max_articles() -> MaxArticles {
+    MaxArticles(DEFAULT_MAX_ARTICLES)
+}
+
+/// A postal address: trimmed lines, blank lines dropped; blank means none.
+fn postal_address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s = String::deserialize(d)?;
+    let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    Ok((!lines.is_empty()).then(|| lines.join("\n")))
 }
 
 /// `[store]`
@@ -815,6 +853,29 @@ mod tests {
         assert_eq!(c.mail.transport, "file");
         assert_eq!(c.store.url, "sqlite://subscribers/herald.db");
         assert_eq!(c.site.timezone.0, Tz::UTC);
+        assert_eq!(c.site.postal_address, None);
+    }
+
+    #[test]
+    fn a_postal_address_keeps_its_lines_and_max_articles_its_range() {
+        let c = parse(&format!(
+            "{MINIMAL}postal_address = \"\"\"\n  1 Quay Street\n\n  Saltmarsh SM1 2AB  \n\"\"\"\n[[newsletter]]\nid = \"w\"\ntitle = \"W\"\nschedule = \"0 7 * * *\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.site.postal_address.as_deref(),
+            Some("1 Quay Street\nSaltmarsh SM1 2AB")
+        );
+        assert_eq!(c.newsletters[0].max_articles.0, DEFAULT_MAX_ARTICLES);
+        let e = parse(&format!(
+            "{MINIMAL}[[newsletter]]\nid = \"w\"\ntitle = \"W\"\nschedule = \"0 7 * * *\"\nmax_articles = 0\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.0.starts_with("herald.toml:8:") && e.0.contains("1 to 200"),
+            "{}",
+            e.0
+        );
     }
 
     #[test]

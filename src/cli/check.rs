@@ -170,6 +170,11 @@ pub fn run(site: &Site) -> anyhow::Result<ExitCode> {
                 })
                 .collect();
             let sample: Vec<&Article> = sample.iter().collect();
+            if !newsletters.is_empty() && cfg.site.postal_address.is_none() {
+                println!(
+                    "warning: site.postal_address is not set: digests are commercial email, which must show the sender's postal address (CAN-SPAM in the US, and elsewhere)"
+                );
+            }
             for n in &newsletters {
                 println!(
                     "newsletter {} ({}): {}",

@@ -16,6 +16,8 @@ mod cli;
 mod daemon;
 /// Digests through faulty SMTP, kill -9, SIGTERM, a relay that is down; the scheduler.
 mod delivery;
+/// What a digest shows its reader: size budget, footer, dates, test copies, the archive page.
+mod digests;
 /// Feed bytes: parsed back by feed-rs, escaping and sanitizing traps, stable output.
 mod feeds;
 /// The HTTP surface: media types, ETags, 304s, gzip, home page.
