@@ -106,7 +106,7 @@ impl Pages {
         {
             return b.clone();
         }
-        let html = self.renderer.html(a.kind, &a.body);
+        let html = self.renderer.html(a.kind, &a.body, &a.url);
         let summary = match &a.summary {
             Some(s) => s.clone(),
             None => crate::articles::body::summary_of(&html, SUMMARY_CHARS).unwrap_or_default(),
