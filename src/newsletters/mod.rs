@@ -434,7 +434,7 @@ enum Audience {
     Browser,
 }
 
-/// The template context of DESIGN §6 for one audience and shape, with `subscriber`,
+/// The template context (the README's "Templates for digests") for one audience and shape, with `subscriber`,
 /// `unsubscribe_url` and `preferences_url` as placeholders for subscribers.
 fn shaped_context(
     site: &Site,

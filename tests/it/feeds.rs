@@ -147,7 +147,7 @@ async fn rss_marks_tag_guids_as_not_permalinks_and_validates() {
     assert!(text.contains("<author>ana@news.example.com (Ana)</author>"));
 }
 
-/// What `validate_atom` in DEPENDENCIES.md asks: atom_syndication checks none of it.
+/// What RFC 4287 requires of every feed and entry: atom_syndication checks none of it.
 #[tokio::test]
 async fn atom_has_every_required_element() {
     let p = traps();
