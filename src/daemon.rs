@@ -46,6 +46,9 @@ use tokio::sync::Notify;
 const DEBOUNCE: Duration = Duration::from_millis(150);
 /// A full rescan even without events (missed events, network file systems).
 const RESCAN: Duration = Duration::from_secs(60);
+/// The longest a build waits to go live at its `Last-Modified` (longer means a clock that
+/// went back, or another instance's clock ahead: the header is then shown as now).
+const MAX_LIVE_WAIT: Duration = Duration::from_secs(2);
 /// The first wait before a task that panicked is started again; it doubles up to
 /// [`MAX_BACKOFF`] while the task keeps failing.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -536,6 +539,15 @@ async fn builder(
                     .iter()
                     .map(|rel| crate::publish::feed_url(publisher.site(), rel))
                     .collect();
+                // A second change within one second goes live when its second begins.
+                if let Ok(wait) = (build.live_from - Utc::now()).to_std()
+                    && wait <= MAX_LIVE_WAIT
+                {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
                 // Publish first, ping after: the hub fetches what we now serve.
                 tx.send_replace(Arc::new(build));
                 if let Some(hub) = &hub

@@ -24,10 +24,6 @@ use crate::feeds::{self, Channel, Entry, FeedFile, FeedSpec};
 use crate::store::Store;
 use crate::store::articles::{FeedStamp, IndexRow};
 
-/// The longest a build waits for its `Last-Modified` second to begin (longer means a
-/// clock that went back, or another instance's clock ahead: then the header is clamped).
-const MAX_STAMP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
 /// The outcome of one build.
 pub struct Build {
     /// Bad files, each reported as `path:line: reason`; everything else was published.
@@ -55,6 +51,11 @@ pub struct Build {
     /// read, or holds no article files while the feeds hold entries). Then nothing was
     /// written or removed, `feeds` are the previous files and `articles` is empty.
     pub held: Option<String>,
+    /// The latest `Last-Modified` among the files written: two changes within one second
+    /// are stamped a second apart (a client comparing dates must see the second one), so
+    /// this can be up to a second ahead. A server serves the build from then on, so no
+    /// `Last-Modified` is later than the moment it is sent.
+    pub live_from: DateTime<Utc>,
 }
 
 impl Build {
@@ -203,20 +204,12 @@ impl Publisher {
             }
         });
         self.stamp(&mut files, &fresh, now).await?;
-        // Two changes within one second are stamped a second apart (a client comparing dates
-        // must see the second one). Go live only once that second has begun, so no
-        // `Last-Modified` is ever later than the moment it is served.
-        let ahead = fresh
+        let live_from = fresh
             .iter()
             .filter_map(|f| files.get(&f.0))
             .map(|f| f.modified)
             .max()
-            .and_then(|m| (m - Utc::now()).to_std().ok());
-        if let Some(ahead) = ahead
-            && ahead <= MAX_STAMP_WAIT
-        {
-            tokio::time::sleep(ahead).await;
-        }
+            .unwrap_or(now);
         self.last.retain(|rel, _| files.contains_key(rel));
 
         let feeds_dir = self.site.feeds_dir();
@@ -236,6 +229,7 @@ impl Publisher {
             at: now,
             articles: Arc::new(articles),
             held: None,
+            live_from,
         })
     }
 
@@ -335,6 +329,7 @@ impl Publisher {
             bodies: HashMap::new(),
             at: now,
             held: Some(reason),
+            live_from: now,
         }
     }
 

@@ -177,7 +177,7 @@ impl Walk<'_> {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => {
                 let mut all: Vec<_> = e.collect();
-                all.sort_by_key(|e| e.as_ref().map(|e| e.file_name()).ok());
+                all.sort_by_cached_key(|e| e.as_ref().map(|e| e.file_name()).ok());
                 all
             }
             Err(e) if top => return Err(e),

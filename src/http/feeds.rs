@@ -57,8 +57,8 @@ pub fn respond(
         header::ETAG,
         HeaderValue::from_str(&etag).expect("hex ETags are valid headers"),
     );
-    // A build goes live once its time has come; a stamp still ahead (a clock that went back,
-    // another instance's clock) is shown as now, never as a future time.
+    // `herald run` serves a build once its time has come; a stamp still ahead (a clock that
+    // went back, another instance's clock) is shown as now, never as a future time.
     let shown = file.modified.min(Utc::now());
     headers.insert(
         header::LAST_MODIFIED,
