@@ -67,7 +67,7 @@ pub fn run(site: &Site) -> anyhow::Result<ExitCode> {
         cfg.site.base_url.0
     );
 
-    let mut library = Library::new(&site.dir, &cfg.site.base_url.0, cfg.site.timezone.0);
+    let mut library = Library::for_site(site);
     let scan = library.scan();
     for p in &scan.problems {
         eprintln!("{p}");

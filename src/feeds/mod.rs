@@ -185,7 +185,9 @@ pub struct FeedFile {
     pub bytes: Bytes,
     /// Strong validator from the bytes: `"<first 128 bits of sha256>"`.
     pub etag: String,
-    /// The newest entry's time (what `Last-Modified` says).
+    /// When these bytes were first built, as the store recorded it: it moves whenever the
+    /// bytes change, a back-dated entry or an edit included. `Last-Modified` shows it (never
+    /// later than the present) and `If-Modified-Since` is judged against it.
     pub modified: DateTime<Utc>,
     gzip: OnceLock<Bytes>,
 }
@@ -199,6 +201,17 @@ impl FeedFile {
             bytes: Bytes::from(bytes),
             modified,
             gzip: OnceLock::new(),
+        })
+    }
+
+    /// The same bytes, last changed at `modified`.
+    pub fn changed_at(&self, modified: DateTime<Utc>) -> Arc<FeedFile> {
+        Arc::new(FeedFile {
+            format: self.format,
+            bytes: self.bytes.clone(),
+            etag: self.etag.clone(),
+            modified,
+            gzip: self.gzip.clone(),
         })
     }
 

@@ -373,7 +373,12 @@ fn publish(site: &Site, sources: &[Source]) -> Published {
     let read: Vec<_> = scan
         .articles
         .iter()
-        .map(|p| (p.clone(), library.render(p)))
+        .map(|p| {
+            let body = library
+                .render(p)
+                .unwrap_or_else(|e| panic!("rendering must not fail: {e}"));
+            (p.clone(), body)
+        })
         .collect();
     let start: DateTime<Utc> = "2026-05-01T00:00:00Z".parse().unwrap();
     let articles: Vec<Article> = read
