@@ -29,6 +29,8 @@ const NOT_OVERRIDES: &[&str] = &[
 pub struct Config {
     pub site: SiteConfig,
     #[serde(default)]
+    pub articles: ArticlesConfig,
+    #[serde(default)]
     pub feeds: FeedsConfig,
     #[serde(default)]
     pub http: HttpConfig,
@@ -60,6 +62,10 @@ pub struct SiteConfig {
     /// The publication's author; defaults to the site title with no email.
     #[serde(default)]
     pub author: Option<Person>,
+    /// The publisher's postal address, plain text (lines as written), shown in every
+    /// digest's footer: commercial email must carry one (CAN-SPAM in the US, and elsewhere).
+    #[serde(default, deserialize_with = "postal_address")]
+    pub postal_address: Option<String>,
     /// The host of `base_url` as written in herald.toml, when an environment override
     /// changed `base_url` (see [`SiteConfig::domain`]).
     #[serde(skip)]
@@ -73,6 +79,27 @@ pub struct Person {
     pub name: String,
     #[serde(default)]
     pub email: Option<String>,
+}
+
+/// `[articles]`: what herald agrees to read under `articles/`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArticlesConfig {
+    /// Read files and folders that `articles/` links to outside the publication folder.
+    /// Off by default: a stray link must not publish a host's private file.
+    pub allow_outside: bool,
+    /// The largest article file read; a bigger one is reported and left out, so one huge
+    /// file cannot blow up every feed it would appear in.
+    pub max_size: HumanSize,
+}
+
+impl Default for ArticlesConfig {
+    fn default() -> Self {
+        ArticlesConfig {
+            allow_outside: false,
+            max_size: HumanSize(2_000_000),
+        }
+    }
 }
 
 /// `[feeds]`
@@ -295,6 +322,40 @@ pub struct NewsletterConfig {
     /// A fire time missed while herald was down is sent at start-up if it is less late than this.
     #[serde(default = "default_max_lateness")]
     pub max_lateness: HumanDuration,
+    /// Articles shown in one digest; the rest are counted ("and 12 more") and linked to the
+    /// issue in the web archive. The HTML part is also kept under Gmail's 102 KB clip.
+    #[serde(default = "default_max_articles")]
+    pub max_articles: MaxArticles,
+}
+
+/// The default of `[[newsletter]] max_articles`.
+pub const DEFAULT_MAX_ARTICLES: usize = 30;
+
+/// Between 1 and 200 articles per digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxArticles(pub usize);
+
+impl<'de> Deserialize<'de> for MaxArticles {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        if !(1..=200).contains(&n) {
+            return Err(serde::de::Error::custom(format!(
+                "{n} is out of range: a digest shows 1 to 200 articles"
+            )));
+        }
+        Ok(MaxArticles(n as usize))
+    }
+}
+
+fn default_max_articles() -> MaxArticles {
+    MaxArticles(DEFAULT_MAX_ARTICLES)
+}
+
+/// A postal address: trimmed lines, blank lines dropped; blank means none.
+fn postal_address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s = String::deserialize(d)?;
+    let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    Ok((!lines.is_empty()).then(|| lines.join("\n")))
 }
 
 /// `[store]`
@@ -510,6 +571,76 @@ impl fmt::Display for HumanDuration {
     }
 }
 
+/// A size written like `2 MB`, `500kB`, `1.5MiB` (or a bare number of bytes). `kB`, `MB`
+/// and `GB` are powers of 1000, `KiB`, `MiB` and `GiB` powers of 1024; case does not matter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanSize(pub u64);
+
+impl HumanSize {
+    pub fn parse(s: &str) -> Result<u64, String> {
+        let t = s.trim();
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let bad = || format!("{s:?} is not a size such as \"2 MB\", \"500 kB\" or \"1 MiB\"");
+        let n: f64 = num.parse().map_err(|_| bad())?;
+        let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" => 1_000,
+            "m" | "mb" => 1_000_000,
+            "g" | "gb" => 1_000_000_000,
+            "kib" => 1 << 10,
+            "mib" => 1 << 20,
+            "gib" => 1 << 30,
+            other => {
+                return Err(format!(
+                    "unknown unit {other:?} in {s:?}: use B, kB, MB, GB, KiB, MiB or GiB"
+                ));
+            }
+        };
+        let bytes = n * factor as f64;
+        if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+            return Err(bad());
+        }
+        Ok(bytes.round() as u64)
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bytes(u64),
+            Text(String),
+        }
+        let n = match Raw::deserialize(d)? {
+            Raw::Bytes(n) => n,
+            Raw::Text(s) => HumanSize::parse(&s).map_err(serde::de::Error::custom)?,
+        };
+        if n == 0 {
+            return Err(serde::de::Error::custom("a size must be more than 0 bytes"));
+        }
+        Ok(HumanSize(n))
+    }
+}
+
+impl fmt::Display for HumanSize {
+    /// `2 MB`, `1.5 MB`, `512 kB`, `300 bytes`: decimal units, at most one decimal.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0 as f64;
+        let (value, unit) = match self.0 {
+            0..1_000 => return write!(f, "{} bytes", self.0),
+            1_000..1_000_000 => (n / 1e3, "kB"),
+            1_000_000..1_000_000_000 => (n / 1e6, "MB"),
+            _ => (n / 1e9, "GB"),
+        };
+        let shown = format!("{value:.1}");
+        write!(f, "{} {unit}", shown.trim_end_matches(".0"))
+    }
+}
+
 // ---- loading -----------------------------------------------------------------------------
 
 /// A configuration error that points at a line of `herald.toml` or at an environment variable.
@@ -712,7 +843,15 @@ impl SiteConfig {
 fn env_overrides(
     env: &BTreeMap<String, String>,
 ) -> Result<Vec<(String, String, String, toml::Value)>, ConfigError> {
-    const SECTIONS: &[&str] = &["site", "feeds", "http", "mail", "subscribe", "store"];
+    const SECTIONS: &[&str] = &[
+        "site",
+        "articles",
+        "feeds",
+        "http",
+        "mail",
+        "subscribe",
+        "store",
+    ];
     let mut out = Vec::new();
     for (var, raw) in env {
         let Some(rest) = var.strip_prefix("HERALD_") else {
@@ -871,6 +1010,29 @@ mod tests {
         assert_eq!(c.mail.transport, "file");
         assert_eq!(c.store.url, "sqlite://subscribers/herald.db");
         assert_eq!(c.site.timezone.0, Tz::UTC);
+        assert_eq!(c.site.postal_address, None);
+    }
+
+    #[test]
+    fn a_postal_address_keeps_its_lines_and_max_articles_its_range() {
+        let c = parse(&format!(
+            "{MINIMAL}postal_address = \"\"\"\n  1 Quay Street\n\n  Saltmarsh SM1 2AB  \n\"\"\"\n[[newsletter]]\nid = \"w\"\ntitle = \"W\"\nschedule = \"0 7 * * *\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.site.postal_address.as_deref(),
+            Some("1 Quay Street\nSaltmarsh SM1 2AB")
+        );
+        assert_eq!(c.newsletters[0].max_articles.0, DEFAULT_MAX_ARTICLES);
+        let e = parse(&format!(
+            "{MINIMAL}[[newsletter]]\nid = \"w\"\ntitle = \"W\"\nschedule = \"0 7 * * *\"\nmax_articles = 0\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.0.starts_with("herald.toml:8:") && e.0.contains("1 to 200"),
+            "{}",
+            e.0
+        );
     }
 
     #[test]
@@ -937,6 +1099,34 @@ mod tests {
         .unwrap_err();
         assert!(e.0.contains("HERALD_SMTP_URL"), "{}", e.0);
         assert!(e.0.starts_with("herald.toml:5:"), "{}", e.0);
+    }
+
+    #[test]
+    fn article_limits_default_read_like_people_write_them_and_can_be_overridden() {
+        let c = parse(MINIMAL).unwrap();
+        assert!(!c.articles.allow_outside);
+        assert_eq!(c.articles.max_size.0, 2_000_000);
+        assert_eq!(c.articles.max_size.to_string(), "2 MB");
+        let c = parse(&format!(
+            "{MINIMAL}[articles]\nmax_size = \"1.5 MiB\"\nallow_outside = true\n"
+        ))
+        .unwrap();
+        assert_eq!(c.articles.max_size.0, 1_572_864);
+        assert!(c.articles.allow_outside);
+        assert_eq!(HumanSize::parse("500kB").unwrap(), 500_000);
+        assert_eq!(HumanSize::parse("12345").unwrap(), 12_345);
+        let e = parse(&format!("{MINIMAL}[articles]\nmax_size = \"2 parsecs\"\n")).unwrap_err();
+        assert!(
+            e.0.starts_with("herald.toml:5:") && e.0.contains("parsecs"),
+            "{}",
+            e.0
+        );
+        assert!(parse(&format!("{MINIMAL}[articles]\nmax_size = 0\n")).is_err());
+
+        let mut env = BTreeMap::new();
+        env.insert("HERALD_ARTICLES_MAX_SIZE".to_string(), "64kB".to_string());
+        let c = Config::parse(MINIMAL, Path::new("herald.toml"), &env).unwrap();
+        assert_eq!(c.articles.max_size.0, 64_000);
     }
 
     #[test]

@@ -1,9 +1,30 @@
-//! Article bodies: Markdown, HTML or plain text in; sanitized HTML with absolute links and a
-//! plain-text summary out. Pure functions, no I/O.
+//! Article bodies: Markdown, HTML or plain text in; sanitized HTML with absolute links (and
+//! footnotes that point into the article's own URL) and a plain-text summary out. Pure
+//! functions, no I/O. Markup is parsed, decoded and escaped by maintained crates (ammonia,
+//! html5ever, html2text, html-escape); no string here is sliced at an offset that did not come
+//! from `find` or `char_indices`.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 use ammonia::{Builder, UrlRelative};
-use pulldown_cmark::{Options, Parser, html};
+use html2text::render::TrivialDecorator;
+use html5ever::tendril::StrTendril;
+use html5ever::tokenizer::{
+    BufferQueue, CharacterTokens, EndTag, StartTag, Tag as HtmlTag, TagToken, Token, TokenSink,
+    TokenSinkResult, Tokenizer,
+};
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd, html};
+use sha2::{Digest, Sha256};
 use url::Url;
+
+/// The start of every footnote id herald writes (`herald-fn-<article key>-<number>`): it keeps
+/// them apart from the ids of the page around an article, and no other id survives sanitizing.
+pub const FOOTNOTE_ID_PREFIX: &str = "herald-fn-";
+
+/// The width html2text wraps plain text at: wide enough that no summary is ever wrapped.
+const TEXT_WIDTH: usize = 4096;
 
 /// The source syntax of an article, from its file extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -24,9 +45,21 @@ impl Kind {
     }
 }
 
-/// Turns article bodies into safe HTML. Built once: ammonia's builder is costly to make.
+/// Turns article bodies into safe HTML. Built once and shared by every article: ammonia's
+/// builder is costly to make. What differs per article (its URL) is an argument of [`html`].
+///
+/// [`html`]: Renderer::html
 pub struct Renderer {
     sanitizer: Builder<'static>,
+}
+
+/// Keeps only the `id`s herald wrote for footnotes; every other attribute passes.
+fn only_footnote_ids<'a>(_element: &str, attribute: &str, value: &'a str) -> Option<Cow<'a, str>> {
+    if attribute == "id" && !value.starts_with(FOOTNOTE_ID_PREFIX) {
+        None
+    } else {
+        Some(Cow::Borrowed(value))
+    }
 }
 
 impl Renderer {
@@ -35,14 +68,19 @@ impl Renderer {
         sanitizer
             .url_relative(UrlRelative::RewriteWithBase(base.clone()))
             // `rtc` is not on the W3C feed validator's list of safe elements.
-            .rm_tags(["rtc"]);
+            .rm_tags(["rtc"])
+            // Footnote definitions are `<div id="herald-fn-…">`; an article's own ids are
+            // still dropped, as they could clash with the page's.
+            .add_tag_attributes("div", ["id"])
+            .attribute_filter(only_footnote_ids);
         Renderer { sanitizer }
     }
 
-    /// Sanitized HTML for `body` written in `kind`.
-    pub fn html(&self, kind: Kind, body: &str) -> String {
+    /// Sanitized HTML for `body` written in `kind`, for the article published at `page` (its
+    /// absolute URL: footnote references link to `page#herald-fn-…`).
+    pub fn html(&self, kind: Kind, body: &str, page: &str) -> String {
         let raw = match kind {
-            Kind::Markdown => markdown_to_html(body),
+            Kind::Markdown => markdown_to_html(body, page),
             Kind::Html => body.to_string(),
             Kind::Text => text_to_html(body),
         };
@@ -50,12 +88,87 @@ impl Renderer {
     }
 }
 
-fn markdown_to_html(body: &str) -> String {
+fn markdown_to_html(body: &str, page: &str) -> String {
     let options =
         Options::ENABLE_TABLES | Options::ENABLE_FOOTNOTES | Options::ENABLE_STRIKETHROUGH;
+    let mut notes = Footnotes::new(page);
+    // Inside an image only text counts (it becomes the alt attribute).
+    let mut in_image = 0usize;
+    let events = Parser::new_ext(body, options).map(|event| match event {
+        Event::Start(Tag::Image { .. }) => {
+            in_image += 1;
+            event
+        }
+        Event::End(TagEnd::Image) => {
+            in_image = in_image.saturating_sub(1);
+            event
+        }
+        Event::FootnoteReference(label) => {
+            let n = notes.number(&label);
+            if in_image > 0 {
+                Event::Text(format!("[{n}]").into())
+            } else {
+                Event::InlineHtml(notes.reference(n).into())
+            }
+        }
+        Event::Start(Tag::FootnoteDefinition(label)) => {
+            let n = notes.number(&label);
+            Event::Html(notes.definition(n).into())
+        }
+        Event::End(TagEnd::FootnoteDefinition) => Event::Html("</div>\n".into()),
+        other => other,
+    });
     let mut out = String::with_capacity(body.len() * 3 / 2);
-    html::push_html(&mut out, Parser::new_ext(body, options));
+    html::push_html(&mut out, events);
     out
+}
+
+/// Footnote numbers and anchors for one article. pulldown-cmark would link `#label`, which
+/// resolves against the site's base URL, and ammonia would drop the target's id; here each
+/// reference links into the article's own URL and each definition carries the matching id,
+/// unique per article so several articles on one page do not clash.
+struct Footnotes {
+    page: Option<Url>,
+    /// Eight hex digits of the SHA-256 of the article's URL.
+    key: String,
+    numbers: HashMap<String, usize>,
+}
+
+impl Footnotes {
+    fn new(page: &str) -> Footnotes {
+        Footnotes {
+            page: Url::parse(page).ok(),
+            key: hex::encode(&Sha256::digest(page.as_bytes())[..4]),
+            numbers: HashMap::new(),
+        }
+    }
+
+    /// Footnotes are numbered in the order they are first mentioned, as pulldown-cmark does.
+    fn number(&mut self, label: &str) -> usize {
+        let next = self.numbers.len() + 1;
+        *self.numbers.entry(label.to_string()).or_insert(next)
+    }
+
+    fn id(&self, n: usize) -> String {
+        format!("{FOOTNOTE_ID_PREFIX}{}-{n}", self.key)
+    }
+
+    fn reference(&self, n: usize) -> String {
+        let id = self.id(n);
+        let href = match &self.page {
+            Some(page) => {
+                let mut url = page.clone();
+                url.set_fragment(Some(&id));
+                url.to_string()
+            }
+            None => format!("#{id}"),
+        };
+        format!("<sup><a href=\"{}\">{n}</a></sup>", escape_html(&href))
+    }
+
+    fn definition(&self, n: usize) -> String {
+        format!("<div id=\"{}\"><sup>{n}</sup>\n", self.id(n))
+    }
 }
 
 /// Paragraphs separated by blank lines; lines inside a paragraph kept apart with `<br>`.
@@ -67,7 +180,7 @@ fn text_to_html(body: &str) -> String {
             if i > 0 {
                 out.push_str("<br>\n");
             }
-            out.push_str(&escape_html(line));
+            out.push_str(&html_escape::encode_text(line));
         }
         out.push_str("</p>\n");
     }
@@ -75,7 +188,7 @@ fn text_to_html(body: &str) -> String {
 }
 
 /// Groups lines into paragraphs at blank lines.
-pub fn paragraphs(body: &str) -> Vec<Vec<&str>> {
+fn paragraphs(body: &str) -> Vec<Vec<&str>> {
     let mut paras = Vec::new();
     let mut current = Vec::new();
     for line in body.lines() {
@@ -93,104 +206,121 @@ pub fn paragraphs(body: &str) -> Vec<Vec<&str>> {
     paras
 }
 
-/// The first paragraph of sanitized HTML as plain text, shortened to about `max` characters.
+/// The summary of sanitized HTML: the text of its first paragraph that has any (else of the
+/// whole fragment), with entities decoded, white space collapsed, element tags and footnote
+/// numbers left out, shortened at a word boundary to about `max` characters.
 pub fn summary_of(html: &str, max: usize) -> Option<String> {
-    let start = find_paragraph(html)?;
-    let text = collapse_ws(&html_to_text(&html[start.0..start.1]));
+    let text = match first_paragraph(html) {
+        Some(text) => text,
+        None => plain_text(&html_to_text(html)),
+    };
     if text.is_empty() {
         return None;
     }
     Some(truncate_words(&text, max))
 }
 
-/// The byte range of the first non-empty `<p>` element's inner HTML, or of the whole fragment
-/// when it has no paragraph.
-fn find_paragraph(html: &str) -> Option<(usize, usize)> {
-    let mut from = 0;
-    while let Some(i) = html[from..].find("<p") {
-        let open = from + i;
-        let after = html[open + 2..].chars().next();
-        if matches!(after, Some('>') | Some(' ')) {
-            let inner = open + html[open..].find('>')? + 1;
-            let end = html[inner..]
-                .find("</p>")
-                .map(|e| inner + e)
-                .unwrap_or(html.len());
-            if !collapse_ws(&html_to_text(&html[inner..end])).is_empty() {
-                return Some((inner, end));
-            }
-            from = end;
-        } else {
-            from = open + 2;
-        }
-    }
-    if html.trim().is_empty() {
-        None
-    } else {
-        Some((0, html.len()))
-    }
+/// Text for a summary or title: element tags removed, white space collapsed.
+fn plain_text(s: &str) -> String {
+    collapse_ws(&strip_html_tags(s))
 }
 
-/// Strips tags and decodes the entities ammonia's serializer writes.
-pub fn html_to_text(html: &str) -> String {
-    let mut out = String::with_capacity(html.len());
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => {
-                in_tag = false;
-                out.push(' ');
+/// The plain text of the first `<p>` with any, read with html5ever's tokenizer (which decodes
+/// every entity). Inline elements add nothing, `<br>` adds a space, and footnote references
+/// are skipped.
+fn first_paragraph(html: &str) -> Option<String> {
+    let input = BufferQueue::default();
+    let tokenizer = Tokenizer::new(FirstParagraph::default(), Default::default());
+    // Fed a paragraph at a time (the tokenizer takes its input in any pieces), so the rest of
+    // a long article is never read once a paragraph has text.
+    let mut rest = html;
+    while !rest.is_empty() && tokenizer.sink.state.borrow().found.is_none() {
+        let end = rest
+            .find("</p>")
+            .map(|i| i + "</p>".len())
+            .unwrap_or(rest.len());
+        input.push_back(StrTendril::from(&rest[..end]));
+        rest = &rest[end..];
+        let _ = tokenizer.feed(&input);
+    }
+    tokenizer.end();
+    let state = tokenizer.sink.state.into_inner();
+    state.found.or_else(|| {
+        // A paragraph left open at the end of a fragment still counts.
+        let text = plain_text(&state.text);
+        (state.in_paragraph && !text.is_empty()).then_some(text)
+    })
+}
+
+#[derive(Default)]
+struct FirstParagraph {
+    state: RefCell<ParagraphState>,
+}
+
+#[derive(Default)]
+struct ParagraphState {
+    in_paragraph: bool,
+    in_footnote_reference: bool,
+    text: String,
+    found: Option<String>,
+}
+
+fn is_footnote_reference(tag: &HtmlTag) -> bool {
+    tag.attrs.iter().any(|a| {
+        &*a.name.local == "href"
+            && a.value
+                .find('#')
+                .is_some_and(|i| a.value[i + 1..].starts_with(FOOTNOTE_ID_PREFIX))
+    })
+}
+
+impl TokenSink for FirstParagraph {
+    type Handle = ();
+
+    fn process_token(&self, token: Token, _line: u64) -> TokenSinkResult<()> {
+        let mut s = self.state.borrow_mut();
+        if s.found.is_some() {
+            return TokenSinkResult::Continue;
+        }
+        match token {
+            TagToken(tag) => match (tag.kind, &*tag.name) {
+                (StartTag, "p") => {
+                    s.in_paragraph = true;
+                    s.text.clear();
+                }
+                (EndTag, "p") => {
+                    s.in_paragraph = false;
+                    let text = plain_text(&s.text);
+                    if !text.is_empty() {
+                        s.found = Some(text);
+                    }
+                }
+                (StartTag, "br") => s.text.push(' '),
+                (StartTag, "a") => s.in_footnote_reference = is_footnote_reference(&tag),
+                (EndTag, "a") => s.in_footnote_reference = false,
+                _ => {}
+            },
+            CharacterTokens(text) if s.in_paragraph && !s.in_footnote_reference => {
+                s.text.push_str(&text)
             }
-            _ if !in_tag => out.push(c),
             _ => {}
         }
+        TokenSinkResult::Continue
     }
-    decode_entities(&out)
 }
 
-fn decode_entities(s: &str) -> String {
-    if !s.contains('&') {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        rest = &rest[i..];
-        let end = rest[..rest.len().min(12)].find(';');
-        let decoded = end.and_then(|e| {
-            let name = &rest[1..e];
-            let c = match name {
-                "amp" => Some('&'),
-                "lt" => Some('<'),
-                "gt" => Some('>'),
-                "quot" => Some('"'),
-                "apos" => Some('\''),
-                "nbsp" => Some('\u{a0}'),
-                _ if name.starts_with("#x") || name.starts_with("#X") => {
-                    u32::from_str_radix(&name[2..], 16)
-                        .ok()
-                        .and_then(char::from_u32)
-                }
-                _ if name.starts_with('#') => name[1..].parse().ok().and_then(char::from_u32),
-                _ => None,
-            };
-            c.map(|c| (c, e + 1))
-        });
-        match decoded {
-            Some((c, len)) => {
-                out.push(c);
-                rest = &rest[len..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+/// The plain text of an HTML fragment, by html2text: entities decoded, no markup, blocks on
+/// lines of their own.
+pub fn html_to_text(html: &str) -> String {
+    html2text::config::with_decorator(TrivialDecorator::new())
+        .raw_mode(true)
+        .allow_width_overflow()
+        .string_from_read(html.as_bytes(), TEXT_WIDTH)
+        .unwrap_or_else(|_| {
+            // html2text gave up (it has limits on nesting): keep the text, lose the layout.
+            html_escape::decode_html_entities(&Builder::empty().clean(html).to_string())
+                .into_owned()
+        })
 }
 
 pub fn collapse_ws(s: &str) -> String {
@@ -199,35 +329,33 @@ pub fn collapse_ws(s: &str) -> String {
 
 /// Cuts `s` at a word boundary so it is at most about `max` characters, adding `…`.
 pub fn truncate_words(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
+    // The byte offset of the first character past `max`, if there is one.
+    let Some((cut, next)) = s.char_indices().nth(max) else {
         return s.to_string();
-    }
-    let cut: String = s.chars().take(max).collect();
-    let trimmed = match cut.rfind(' ') {
-        Some(i) if i > max / 2 => &cut[..i],
-        _ => cut.as_str(),
     };
-    format!("{}…", trimmed.trim_end_matches([',', ';', ':', '.', ' ']))
+    let head = &s[..cut];
+    let trimmed = if next.is_whitespace() {
+        head
+    } else {
+        match head.char_indices().rev().find(|(_, c)| c.is_whitespace()) {
+            Some((i, _)) if head[..i].chars().count() > max / 2 => &head[..i],
+            _ => head,
+        }
+    };
+    format!(
+        "{}…",
+        trimmed.trim_end_matches(|c: char| matches!(c, ',' | ';' | ':' | '.') || c.is_whitespace())
+    )
 }
 
-/// Escapes text for HTML element content and attribute values.
+/// Escapes text for HTML element content and quoted attribute values.
 pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    html_escape::encode_quoted_attribute(s).into_owned()
 }
 
 /// Removes the characters XML 1.0 forbids (C0 controls other than tab, LF and CR, and the
-/// non-characters U+FFFE and U+FFFF), so no feed is ever malformed by an article.
+/// non-characters U+FFFE and U+FFFF) and the controls it discourages (DEL and the C1 range,
+/// which the W3C validator warns about), so no feed is ever malformed by an article.
 pub fn xml_safe(s: &str) -> String {
     if !s.chars().any(forbidden_in_xml) {
         return s.to_string();
@@ -236,178 +364,91 @@ pub fn xml_safe(s: &str) -> String {
 }
 
 fn forbidden_in_xml(c: char) -> bool {
-    matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}')
+    matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{fffe}' | '\u{ffff}')
 }
 
-/// HTML element names: a title holding one of these as a tag (`<b>`, `</b>`, `<br/>`) has it
-/// removed, as WordPress does for feed titles. Other angle brackets (`<3`, `a<b`,
-/// `Vec<T>`) stay: titles are plain text.
-const HTML_ELEMENTS: &[&str] = &[
-    "a",
-    "abbr",
-    "acronym",
-    "address",
-    "applet",
-    "area",
-    "article",
-    "aside",
-    "audio",
-    "b",
-    "base",
-    "basefont",
-    "bdi",
-    "bdo",
-    "big",
-    "blockquote",
-    "body",
-    "br",
-    "button",
-    "canvas",
-    "caption",
-    "center",
-    "cite",
-    "code",
-    "col",
-    "colgroup",
-    "data",
-    "datalist",
-    "dd",
-    "del",
-    "details",
-    "dfn",
-    "dialog",
-    "dir",
-    "div",
-    "dl",
-    "dt",
-    "em",
-    "embed",
-    "fieldset",
-    "figcaption",
-    "figure",
-    "font",
-    "footer",
-    "form",
-    "frame",
-    "frameset",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "head",
-    "header",
-    "hgroup",
-    "hr",
-    "html",
-    "i",
-    "iframe",
-    "img",
-    "input",
-    "ins",
-    "kbd",
-    "label",
-    "legend",
-    "li",
-    "link",
-    "main",
-    "map",
-    "mark",
-    "menu",
-    "meta",
-    "meter",
-    "nav",
-    "noframes",
-    "noscript",
-    "object",
-    "ol",
-    "optgroup",
-    "option",
-    "output",
-    "p",
-    "param",
-    "picture",
-    "pre",
-    "progress",
-    "q",
-    "rp",
-    "rt",
-    "ruby",
-    "s",
-    "samp",
-    "script",
-    "section",
-    "select",
-    "slot",
-    "small",
-    "source",
-    "span",
-    "strike",
-    "strong",
-    "style",
-    "sub",
-    "summary",
-    "sup",
-    "svg",
-    "table",
-    "tbody",
-    "td",
-    "template",
-    "textarea",
-    "tfoot",
-    "th",
-    "thead",
-    "time",
-    "title",
-    "tr",
-    "track",
-    "tt",
-    "u",
-    "ul",
-    "var",
-    "video",
-    "wbr",
-];
+/// HTML element names (those of the HTML standard, older ones, and every name the W3C feed
+/// validator knows): plain text holding one of these as a tag (`<b>`, `</b>`, `<br/>`) has it
+/// removed, as WordPress does for feed titles. Other angle brackets (`<3`, `a<b`, `Vec<T>`)
+/// stay: titles are plain text.
+const HTML_ELEMENTS: &str = "a abbr acronym address applet area article aside audio b base \
+    basefont bdi bdo big blink blockquote body br button canvas caption center cite code col \
+    colgroup command comment data datagrid datalist dd del details dfn dialog dir div dl dt em \
+    embed eventsource fieldset figcaption figure font footer form frame frameset h1 h2 h3 h4 h5 \
+    h6 head header hgroup hr html i iframe img input ins isindex kbd keygen label legend li link \
+    listing m main map mark marquee menu meta meter multicol nav nextid nobr noframes noscript \
+    object ol optgroup option output p param picture plaintext pre progress q rp rt ruby s samp \
+    script search section select slot small source span strike strong style sub summary sup svg \
+    table tbody td template textarea tfoot th thead time title tr track tt u ul var video wbr xmp";
 
-/// Removes HTML element tags from plain text (see [`HTML_ELEMENTS`]).
+/// Inline elements: their tags vanish without a trace (`<b>x</b>, y` is `x, y`); any other
+/// element's tag leaves a space (`a<br>b` is `a b`).
+const INLINE_ELEMENTS: &str = "a abbr acronym b bdi bdo big blink cite code data del dfn em \
+    font i ins kbd label m mark nobr q rp rt ruby s samp small span strike strong sub sup time \
+    tt u var wbr";
+
+fn is_one_of(list: &str, name: &str) -> bool {
+    list.split_ascii_whitespace().any(|n| n == name)
+}
+
+/// Removes HTML element tags from plain text (see [`HTML_ELEMENTS`]), again and again until
+/// none is left: taking `<b>` out of `<b class="x<b>>` leaves a tag too.
 pub fn strip_html_tags(s: &str) -> String {
-    if !s.contains('<') {
-        return s.to_string();
+    let mut out = strip_tags_once(s);
+    while let Some(next) = out.as_deref().and_then(strip_tags_once) {
+        out = Some(next);
     }
+    out.unwrap_or_else(|| s.to_string())
+}
+
+/// `s` without its element tags, or `None` when it has none.
+fn strip_tags_once(s: &str) -> Option<String> {
+    if !s.contains('<') {
+        return None;
+    }
+    let mut removed = false;
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
-    while let Some(i) = rest.find('<') {
-        out.push_str(&rest[..i]);
-        let tail = &rest[i..];
-        let tag_len = tail
-            .find('>')
-            .filter(|end| !tail[1..*end].contains('<'))
-            .and_then(|end| {
-                let inner = tail[1..end].trim_start_matches('/');
-                let name: String = inner
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric())
-                    .collect::<String>()
-                    .to_ascii_lowercase();
-                let after = &inner[name.len()..];
-                let well_formed =
-                    after.is_empty() || after.starts_with(char::is_whitespace) || after == "/";
-                (well_formed && HTML_ELEMENTS.contains(&name.as_str())).then_some(end + 1)
-            });
-        match tag_len {
-            Some(len) => {
-                out.push(' ');
-                rest = &tail[len..];
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        // `rest` now starts at the `<`, a one-byte character.
+        rest = &rest[open..];
+        match element_tag(rest) {
+            Some((len, inline)) => {
+                if !inline {
+                    out.push(' ');
+                }
+                removed = true;
+                rest = &rest[len..];
             }
             None => {
                 out.push('<');
-                rest = &tail[1..];
+                rest = &rest[1..];
             }
         }
     }
     out.push_str(rest);
-    out
+    removed.then_some(out)
+}
+
+/// When `s` starts with a tag of an HTML element (`<b>`, `</b>`, `<br/>`, `<a href="x">`),
+/// its length in bytes and whether the element is inline.
+fn element_tag(s: &str) -> Option<(usize, bool)> {
+    let inner = s.strip_prefix('<')?;
+    let end = inner.find('>')?;
+    let inner = &inner[..end];
+    if inner.contains('<') {
+        return None;
+    }
+    let inner = inner.strip_prefix('/').unwrap_or(inner);
+    let name_len = inner
+        .find(|c: char| !c.is_ascii_alphanumeric())
+        .unwrap_or(inner.len());
+    let (name, after) = inner.split_at(name_len);
+    let name = name.to_ascii_lowercase();
+    let well_formed = after.is_empty() || after.starts_with(char::is_whitespace) || after == "/";
+    (well_formed && is_one_of(HTML_ELEMENTS, &name))
+        .then(|| (end + 2, is_one_of(INLINE_ELEMENTS, &name)))
 }
 
 /// A slug: lower-case letters and digits of any script, runs of anything else folded to `-`.
@@ -432,6 +473,8 @@ pub fn slugify(s: &str) -> String {
 mod tests {
     use super::*;
 
+    const PAGE: &str = "https://example.com/blog/post/";
+
     fn renderer() -> Renderer {
         Renderer::new(&Url::parse("https://example.com/blog/").unwrap())
     }
@@ -440,10 +483,12 @@ mod tests {
     fn markdown_is_rendered_sanitized_and_absolutized() {
         let html = renderer().html(
             Kind::Markdown,
-            "Hi <script>alert(1)</script> [a](/x) ![i](img/p.png)\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n~~gone~~ <b onclick=\"x()\">b</b>",
+            "Hi <script>alert(1)</script> [a](/x) ![i](img/p.png)\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n~~gone~~ <b onclick=\"x()\" id=\"mine\">b</b> <div id=\"own\">d</div>",
+            PAGE,
         );
         assert!(!html.contains("script"), "{html}");
         assert!(!html.contains("onclick"), "{html}");
+        assert!(!html.contains("id="), "{html}");
         assert!(html.contains("href=\"https://example.com/x\""), "{html}");
         assert!(
             html.contains("src=\"https://example.com/blog/img/p.png\""),
@@ -454,8 +499,33 @@ mod tests {
     }
 
     #[test]
+    fn footnotes_link_into_the_article_and_keep_their_ids() {
+        let body = "Claim[^src] and another[^2].\n\n[^src]: The source.\n[^2]: Second.\n";
+        let html = renderer().html(Kind::Markdown, body, PAGE);
+        let key = hex::encode(&Sha256::digest(PAGE.as_bytes())[..4]);
+        for n in [1, 2] {
+            let id = format!("herald-fn-{key}-{n}");
+            assert!(
+                html.contains(&format!(
+                    "<a href=\"{PAGE}#{id}\" rel=\"noopener noreferrer\">{n}</a>"
+                )),
+                "{html}"
+            );
+            assert!(html.contains(&format!("<div id=\"{id}\">")), "{html}");
+        }
+        // Another article's footnotes get other ids.
+        let other = renderer().html(Kind::Markdown, body, "https://example.com/blog/other/");
+        assert!(!other.contains(&key), "{other}");
+        // The numbers are not part of the summary.
+        assert_eq!(
+            summary_of(&html, 300).as_deref(),
+            Some("Claim and another.")
+        );
+    }
+
+    #[test]
     fn text_becomes_paragraphs() {
-        let html = renderer().html(Kind::Text, "One\ntwo & <three>\n\n\nFour\n");
+        let html = renderer().html(Kind::Text, "One\ntwo & <three>\n\n\nFour\n", PAGE);
         assert_eq!(
             html,
             "<p>One<br>\ntwo &amp; &lt;three&gt;</p>\n<p>Four</p>\n"
@@ -472,11 +542,48 @@ mod tests {
         let long = format!("<p>{}</p>", "word ".repeat(100));
         let s = summary_of(&long, 50).unwrap();
         assert!(s.ends_with('…') && s.chars().count() <= 51, "{s}");
+        // No paragraph: the whole fragment, its blocks kept apart.
+        let s = summary_of("<div>one</div><ul><li>two</li></ul>", 300);
+        assert_eq!(s.as_deref(), Some("one two"));
+        assert_eq!(summary_of("<p> </p><img src=\"x\">", 300), None);
+    }
+
+    #[test]
+    fn inline_markup_leaves_no_space_before_punctuation() {
+        let s = summary_of(
+            "<p>hello <b>x</b>, then <a href=\"/\">left</a>. Line<br>break; &lt;b&gt; stays out</p>",
+            300,
+        );
+        assert_eq!(
+            s.as_deref(),
+            Some("hello x, then left. Line break; stays out")
+        );
+    }
+
+    #[test]
+    fn entities_next_to_multibyte_text_decode_without_panicking() {
+        let s = summary_of(
+            "<p>&lt; b Straße &amp;&amp; 日本 &#x1F389; &#99999999; &#x; &lt</p>",
+            300,
+        );
+        assert_eq!(s.as_deref(), Some("< b Straße && 日本 🎉 � &#x; <"));
+    }
+
+    #[test]
+    fn truncation_counts_characters_and_keeps_words() {
+        assert_eq!(truncate_words("Straße ist lang", 9), "Straße…");
+        assert_eq!(truncate_words("日本語のテキスト", 3), "日本語…");
+        assert_eq!(truncate_words("short", 5), "short");
+        assert_eq!(truncate_words("one two three", 7), "one two…");
+        assert_eq!(truncate_words("anything", 0), "…");
     }
 
     #[test]
     fn xml_forbidden_characters_are_dropped() {
-        assert_eq!(xml_safe("a\u{1}b\u{b}c\td\u{fffe}"), "abc\td");
+        assert_eq!(
+            xml_safe("a\u{1}b\u{b}c\td\u{fffe}e\u{85}f\u{9f}"),
+            "abc\tdef"
+        );
     }
 
     #[test]
@@ -489,7 +596,9 @@ mod tests {
             strip_html_tags("I <3 Rust, a<b, Vec<String> <br/>"),
             "I <3 Rust, a<b, Vec<String>  "
         );
-        assert_eq!(strip_html_tags("<b class=\"x\">B</b>"), " B ");
+        assert_eq!(strip_html_tags("<b class=\"x\">B</b>, <xmp>c"), "B,  c");
+        assert_eq!(strip_html_tags("<é>ß</é><"), "<é>ß</é><");
+        assert_eq!(strip_html_tags("<b class=\"c<b>>x"), "x");
     }
 
     #[test]

@@ -4,6 +4,8 @@
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
+use super::body::xml_safe;
+
 /// Every key an article may carry; anything else is an error.
 pub const KEYS: &[&str] = &[
     "title", "date", "updated", "id", "slug", "url", "tags", "authors", "summary", "draft", "image",
@@ -20,6 +22,7 @@ pub struct FrontMatter {
     pub url: Option<String>,
     pub tags: Vec<String>,
     pub authors: Vec<String>,
+    /// Plain text, with HTML element tags already removed.
     pub summary: Option<String>,
     pub draft: bool,
     pub image: Option<String>,
@@ -186,10 +189,12 @@ fn strip_location(msg: &str) -> String {
     }
 }
 
+/// A YAML value as a [`Value`]. Strings may spell characters XML forbids as escapes
+/// (`"\u0001"`), which the filter over the whole file cannot see: they are dropped here.
 fn from_yaml(v: serde_norway::Value) -> Value {
     use serde_norway::Value as Y;
     match v {
-        Y::String(s) => Value::Str(s),
+        Y::String(s) => Value::Str(xml_safe(&s)),
         Y::Bool(b) => Value::Bool(b),
         Y::Number(n) => Value::Number(n.to_string()),
         Y::Sequence(items) => Value::List(items.into_iter().map(from_yaml).collect()),
@@ -210,10 +215,11 @@ fn parse_toml(raw: &str) -> Result<Entries, LineError> {
     Ok(table.into_iter().map(|(k, v)| (k, from_toml(v))).collect())
 }
 
+/// A TOML value as a [`Value`], strings filtered as in [`from_yaml`].
 fn from_toml(v: toml::Value) -> Value {
     use toml::Value as T;
     match v {
-        T::String(s) => Value::Str(s),
+        T::String(s) => Value::Str(xml_safe(&s)),
         T::Boolean(b) => Value::Bool(b),
         T::Integer(n) => Value::Number(n.to_string()),
         T::Float(f) => Value::Number(f.to_string()),
@@ -291,7 +297,9 @@ fn interpret(entries: Entries, raw: &str, zone: Tz) -> Result<FrontMatter, LineE
             "url" => fm.url = Some(text(value)?),
             "tags" => fm.tags = list(value)?,
             "authors" => fm.authors = list(value)?,
-            "summary" => fm.summary = Some(text(value)?),
+            // Summaries are plain text everywhere: a tag such as `<b>` is dropped here, as
+            // in titles, rather than reaching a feed reader as markup.
+            "summary" => fm.summary = Some(super::body::strip_html_tags(&text(value)?)),
             "image" => fm.image = Some(text(value)?),
             "draft" => match value {
                 Value::Bool(b) => fm.draft = b,
@@ -417,6 +425,28 @@ mod tests {
         let e = split("---\ntitle: x\n", Tz::UTC).unwrap_err();
         assert_eq!(e.line, 1);
         assert!(e.message.contains("never closed"));
+    }
+
+    #[test]
+    fn summaries_lose_element_tags_but_keep_angle_brackets() {
+        let s = split(
+            "---\nsummary: \"<b>Bold</b>, a<b & <3 <script>x</script>\"\n---\n",
+            Tz::UTC,
+        )
+        .unwrap();
+        assert_eq!(s.front.summary.as_deref(), Some("Bold, a<b & <3  x "));
+    }
+
+    #[test]
+    fn escaped_control_characters_are_dropped() {
+        for text in [
+            "---\ntitle: \"a\\u0001b\\x85c\"\ntags: [\"t\\u000bu\"]\n---\n",
+            "+++\ntitle = \"a\\u0001b\\u0085c\"\ntags = [\"t\\u000Bu\"]\n+++\n",
+        ] {
+            let s = split(text, Tz::UTC).unwrap();
+            assert_eq!(s.front.title.as_deref(), Some("abc"), "{text}");
+            assert_eq!(s.front.tags, ["tu"], "{text}");
+        }
     }
 
     #[test]

@@ -1,15 +1,18 @@
-//! Articles in: finding the files under `articles/`, reading each into a [`Parsed`] article
-//! (front matter, title, slug, URL, tags, authors), rendering bodies to safe HTML, and
-//! reporting every bad file as `path:line: reason` without stopping the others.
+//! Articles in: finding the files under `articles/` ([`tree`]), reading each into a
+//! [`Parsed`] article (front matter, title, slug, URL, tags, authors), rendering bodies to
+//! safe HTML, and reporting every bad file as `path:line: reason` without stopping the others.
 //!
 //! [`Library`] caches by file size and modification time, so a rebuild re-reads only what
-//! changed; rendered HTML is cached by content hash.
+//! changed; rendered HTML is cached by content hash. Each file is read, parsed and rendered
+//! in isolation: even a panic in one becomes that file's [`Problem`], never the build's.
 
 pub mod body;
 pub mod frontmatter;
+pub mod tree;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -35,7 +38,13 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.path.display(), self.line, self.message)
+        write!(
+            f,
+            "{}:{}: {}",
+            tree::shown(&self.path),
+            self.line,
+            self.message
+        )
     }
 }
 
@@ -106,7 +115,8 @@ pub struct Parsed {
     /// Absolute image URL.
     pub image: Option<String>,
     pub body: String,
-    /// SHA-256 of the file's bytes, hex: changes exactly when the file does.
+    /// SHA-256 of the file's bytes, kind and URL, hex: changes exactly when the rendered body
+    /// can (footnotes link into the URL).
     pub hash: String,
 }
 
@@ -167,6 +177,11 @@ pub struct Scan {
     pub reread: usize,
     /// Files that went away since the last scan.
     pub removed: usize,
+    /// Entries named like articles, refused ones included: 0 when the folder holds none.
+    pub article_files: usize,
+    /// Why `articles/` itself could not be read (missing, not a folder, a link outside the
+    /// publication), if so; also the first of `problems`.
+    pub unreadable: Option<Problem>,
 }
 
 /// The article files of one publication, cached between scans.
@@ -176,8 +191,10 @@ pub struct Library {
     base: Url,
     zone: Tz,
     renderer: Renderer,
+    rules: tree::Rules,
     files: HashMap<PathBuf, Cached>,
-    rendered: HashMap<String, Arc<Rendered>>,
+    /// Rendered bodies by content hash; `Err` holds why rendering failed (a panic's message).
+    rendered: HashMap<String, Result<Arc<Rendered>, String>>,
 }
 
 impl Library {
@@ -188,41 +205,45 @@ impl Library {
             base: base.clone(),
             zone,
             renderer: Renderer::new(base),
+            rules: tree::Rules::default(),
             files: HashMap::new(),
             rendered: HashMap::new(),
         }
     }
 
+    /// The library of a publication, with its `[articles]` rules.
+    pub fn for_site(site: &crate::config::Site) -> Library {
+        let c = &site.config;
+        let mut library = Library::new(&site.dir, &c.site.base_url.0, c.site.timezone.0);
+        library.rules = tree::Rules::from(&c.articles);
+        library
+    }
+
     /// Reads every article file, reusing what has not changed since the last scan.
     pub fn scan(&mut self) -> Scan {
-        let mut problems = Vec::new();
-        let mut found = Vec::new();
-        if !self.root.is_dir() {
-            problems.push(Problem {
-                path: self.rel(&self.root),
-                line: 1,
-                message: "the articles folder is missing".into(),
-            });
-        } else {
-            walk(&self.root, &mut found, &mut |path, e| {
-                problems.push(Problem {
-                    path: path
-                        .strip_prefix(&self.site_dir)
-                        .unwrap_or(path)
-                        .to_path_buf(),
-                    line: 1,
-                    message: format!("cannot read: {e}"),
-                })
-            });
+        let listing = tree::list(&self.site_dir, &self.root, &self.rules);
+        let mut problems = listing.problems;
+        if let Some(p) = listing.unreadable {
+            // Nothing to read: the cache is kept for when the folder is back.
+            problems.insert(0, p.clone());
+            return Scan {
+                articles: Vec::new(),
+                problems,
+                reread: 0,
+                removed: 0,
+                article_files: 0,
+                unreadable: Some(p),
+            };
         }
-        found.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut found = listing.files;
+        found.sort_by(|a, b| a.path.cmp(&b.path));
 
         // Which files must be read again?
         let stale: Vec<usize> = found
             .iter()
             .enumerate()
-            .filter(|(_, (path, modified, len))| match self.files.get(path) {
-                Some(c) => c.modified != *modified || c.len != *len,
+            .filter(|(_, f)| match self.files.get(&f.path) {
+                Some(c) => c.modified != f.modified || c.len != f.len,
                 None => true,
             })
             .map(|(i, _)| i)
@@ -232,19 +253,19 @@ impl Library {
             base: &self.base,
             zone: self.zone,
         };
-        let fresh = parse_in_parallel(&ctx, &found, &stale);
+        let fresh = parse_in_parallel(&ctx, &found, &stale, self.rules.max_size);
         for (i, outcome) in stale.iter().zip(fresh) {
-            let (path, modified, len) = &found[*i];
+            let f = &found[*i];
             self.files.insert(
-                path.clone(),
+                f.path.clone(),
                 Cached {
-                    modified: *modified,
-                    len: *len,
+                    modified: f.modified,
+                    len: f.len,
                     outcome: outcome.map(Arc::new),
                 },
             );
         }
-        let live: HashSet<&PathBuf> = found.iter().map(|f| &f.0).collect();
+        let live: HashSet<&PathBuf> = found.iter().map(|f| &f.path).collect();
         let before = self.files.len();
         self.files.retain(|p, _| live.contains(p));
         let removed = before - self.files.len();
@@ -253,8 +274,8 @@ impl Library {
         let mut slugs: HashMap<&str, &Path> = HashMap::new();
         let mut ids: HashMap<&str, &Path> = HashMap::new();
         let mut articles = Vec::new();
-        for (path, _, _) in &found {
-            match &self.files[path].outcome {
+        for f in &found {
+            match &self.files[&f.path].outcome {
                 Err(p) => problems.push(p.clone()),
                 Ok(a) => {
                     if let Some(first) = slugs.get(a.slug.as_str()) {
@@ -264,7 +285,7 @@ impl Library {
                             message: format!(
                                 "duplicate slug {:?}: {} already uses it (set `slug` to tell them apart)",
                                 a.slug,
-                                first.display()
+                                tree::shown(first)
                             ),
                         });
                         continue;
@@ -276,7 +297,7 @@ impl Library {
                                 line: 1,
                                 message: format!(
                                     "duplicate id {id:?}: {} already uses it",
-                                    first.display()
+                                    tree::shown(first)
                                 ),
                             });
                             continue;
@@ -297,17 +318,25 @@ impl Library {
             problems,
             reread: stale.len(),
             removed,
+            article_files: listing.article_names,
+            unreadable: None,
         }
     }
 
-    /// The published form of an article's body, rendered once per content hash.
-    pub fn render(&mut self, a: &Parsed) -> Arc<Rendered> {
-        if let Some(r) = self.rendered.get(&a.hash) {
-            return r.clone();
-        }
-        let r = Arc::new(render(&self.renderer, a));
-        self.rendered.insert(a.hash.clone(), r.clone());
-        r
+    /// The published form of an article's body, rendered once per content hash. A failure
+    /// (even a panic) is that article's problem and is remembered for its content.
+    pub fn render(&mut self, a: &Parsed) -> Result<Arc<Rendered>, Problem> {
+        let outcome = match self.rendered.get(&a.hash) {
+            Some(r) => r.clone(),
+            None => {
+                let r = catch_unwind(AssertUnwindSafe(|| render(&self.renderer, a)))
+                    .map(Arc::new)
+                    .map_err(|p| panic_message(&*p));
+                self.rendered.insert(a.hash.clone(), r.clone());
+                r
+            }
+        };
+        outcome.map_err(|m| failed(&a.source, "rendering", &m))
     }
 
     /// Renders many articles, in parallel, filling the cache.
@@ -324,20 +353,15 @@ impl Library {
             return;
         }
         let renderer = &self.renderer;
-        let done: Vec<(String, Rendered)> =
-            in_parallel(&todo, |a| (a.hash.clone(), render(renderer, a)));
-        for (hash, r) in done {
-            self.rendered.insert(hash, Arc::new(r));
+        let done = in_parallel(&todo, |a| render(renderer, a));
+        for (a, r) in todo.iter().zip(done) {
+            self.rendered.insert(a.hash.clone(), r.map(Arc::new));
         }
-    }
-
-    fn rel(&self, p: &Path) -> PathBuf {
-        p.strip_prefix(&self.site_dir).unwrap_or(p).to_path_buf()
     }
 }
 
 fn render(renderer: &Renderer, a: &Parsed) -> Rendered {
-    let html = renderer.html(a.kind, &a.body);
+    let html = renderer.html(a.kind, &a.body, &a.url);
     let summary = match &a.summary {
         Some(s) => s.clone(),
         None => body::summary_of(&html, SUMMARY_CHARS).unwrap_or_default(),
@@ -345,85 +369,92 @@ fn render(renderer: &Renderer, a: &Parsed) -> Rendered {
     Rendered { html, summary }
 }
 
-/// Collects `(path, modified, len)` of every article file below `dir`, skipping hidden names.
-fn walk(
-    dir: &Path,
-    out: &mut Vec<(PathBuf, SystemTime, u64)>,
-    report: &mut dyn FnMut(&Path, std::io::Error),
-) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => return report(dir, e),
-    };
-    for entry in entries {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                report(dir, e);
-                continue;
-            }
-        };
-        let path = entry.path();
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
+fn parse_in_parallel(
+    ctx: &Context<'_>,
+    found: &[tree::Found],
+    stale: &[usize],
+    max_size: crate::config::HumanSize,
+) -> Vec<Result<Parsed, Problem>> {
+    let paths: Vec<&Path> = stale.iter().map(|i| found[*i].path.as_path()).collect();
+    let done = in_parallel(&paths, |path| {
+        let rel = path.strip_prefix(ctx.site_dir).unwrap_or(path);
+        match tree::read(path, max_size) {
+            Ok(bytes) => parse(ctx, rel, &bytes),
+            Err(message) => Err(Problem {
+                path: rel.to_path_buf(),
+                line: 1,
+                message,
+            }),
         }
-        let meta = match std::fs::metadata(&path) {
-            Ok(m) => m,
-            Err(e) => {
-                report(&path, e);
-                continue;
-            }
-        };
-        if meta.is_dir() {
-            walk(&path, out, report);
-        } else if path
-            .extension()
-            .and_then(|e| e.to_str())
-            .and_then(Kind::from_extension)
-            .is_some()
-        {
-            let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-            out.push((path, modified, meta.len()));
-        }
+    });
+    paths
+        .iter()
+        .zip(done)
+        .map(|(path, outcome)| {
+            outcome.unwrap_or_else(|m| {
+                Err(failed(
+                    path.strip_prefix(ctx.site_dir).unwrap_or(path),
+                    "reading",
+                    &m,
+                ))
+            })
+        })
+        .collect()
+}
+
+/// The problem reported for a file herald itself failed on (a panic: a bug in herald).
+fn failed(rel: &Path, doing: &str, why: &str) -> Problem {
+    Problem {
+        path: rel.to_path_buf(),
+        line: 1,
+        message: format!(
+            "herald failed while {doing} this file ({}): a bug in herald, please report it; the other articles are published",
+            tree::escaped(why)
+        ),
     }
 }
 
-fn parse_in_parallel(
-    ctx: &Context<'_>,
-    found: &[(PathBuf, SystemTime, u64)],
-    stale: &[usize],
-) -> Vec<Result<Parsed, Problem>> {
-    let paths: Vec<&Path> = stale.iter().map(|i| found[*i].0.as_path()).collect();
-    in_parallel(&paths, |path| {
-        let rel = path.strip_prefix(ctx.site_dir).unwrap_or(path);
-        match std::fs::read(path) {
-            Ok(bytes) => parse(ctx, rel, &bytes),
-            Err(e) => Err(Problem {
-                path: rel.to_path_buf(),
-                line: 1,
-                message: format!("cannot read: {e}"),
-            }),
-        }
-    })
+/// What a panic said.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".into()
+    }
 }
 
-/// Maps `f` over `items` on every core, keeping order.
-fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+/// Maps `f` over `items` on every core, keeping order. Each call is isolated: a panic in
+/// `f` becomes that item's `Err` (the panic's message), and the other items still come back.
+fn in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<Result<R, String>> {
+    let one = |x: &T| catch_unwind(AssertUnwindSafe(|| f(x))).map_err(|p| panic_message(&*p));
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
     if items.len() < 64 || threads == 1 {
-        return items.iter().map(&f).collect();
+        return items.iter().map(one).collect();
     }
     let chunk = items.len().div_ceil(threads);
     std::thread::scope(|s| {
         let handles: Vec<_> = items
             .chunks(chunk)
-            .map(|c| s.spawn(|| c.iter().map(&f).collect::<Vec<R>>()))
+            .map(|c| (c.len(), s.spawn(|| c.iter().map(one).collect::<Vec<_>>())))
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().expect("article parsing does not panic"))
+            .flat_map(|(n, h)| match h.join() {
+                Ok(done) => done,
+                // Every call is caught above, so a thread can only die of something worse
+                // (a panic while dropping a panic's payload): its items fail, the rest stand.
+                Err(p) => {
+                    let why = panic_message(&*p);
+                    (0..n).map(|_| Err(why.clone())).collect()
+                }
+            })
             .collect()
     })
 }
@@ -587,6 +618,12 @@ fn parse(ctx: &Context<'_>, rel: &Path, bytes: &[u8]) -> Result<Parsed, Problem>
         .map(|s| body::collapse_ws(&body::xml_safe(s)))
         .filter(|s| !s.is_empty());
 
+    let hash = hex::encode(
+        Sha256::new()
+            .chain_update(bytes)
+            .chain_update(format!("\0{kind:?}\0{url}"))
+            .finalize(),
+    );
     Ok(Parsed {
         source: rel.to_path_buf(),
         kind,
@@ -602,7 +639,7 @@ fn parse(ctx: &Context<'_>, rel: &Path, bytes: &[u8]) -> Result<Parsed, Problem>
         draft: fm.draft,
         image,
         body,
-        hash: hex::encode(Sha256::digest(bytes)),
+        hash,
     })
 }
 
@@ -718,6 +755,36 @@ mod tests {
         );
         assert_eq!(Author::parse("Jane").unwrap().email, None);
         assert!(Author::parse("Jane <nope>").is_err());
+    }
+
+    #[test]
+    fn a_panic_in_one_item_leaves_the_others_standing() {
+        // Past the threshold, so the work is spread over threads.
+        let items: Vec<usize> = (0..200).collect();
+        let out = in_parallel(&items, |i| {
+            if *i == 77 {
+                panic!("item 77 is cursed");
+            }
+            i * 2
+        });
+        assert_eq!(out.len(), 200);
+        assert_eq!(out[77].as_ref().unwrap_err(), "item 77 is cursed");
+        assert!(
+            out.iter()
+                .enumerate()
+                .all(|(i, r)| i == 77 || r.as_ref().ok() == Some(&(i * 2)))
+        );
+        let few = in_parallel(&[1, 2], |i| if *i == 1 { panic!("one") } else { *i });
+        assert!(few[0].is_err() && few[1].as_ref().ok() == Some(&2));
+    }
+
+    #[test]
+    fn a_failure_names_the_file_and_escapes_the_reason() {
+        let p = failed(Path::new("articles/x\n.md"), "rendering", "bad\u{1b}[0m");
+        assert_eq!(
+            p.to_string(),
+            "articles/x\\n.md:1: herald failed while rendering this file (bad\\u{1b}[0m): a bug in herald, please report it; the other articles are published"
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `herald build`: read the articles, write the feeds, report problems (exit 2 if any).
+//! `herald build`: read the articles, write the feeds, report problems (exit 2 if any, and
+//! when the articles folder is missing or suddenly empty: then the feeds are left alone).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,6 +20,10 @@ pub async fn run(site: Arc<Site>) -> anyhow::Result<ExitCode> {
     store.close().await;
     for p in &build.problems {
         eprintln!("{p}");
+    }
+    if let Some(reason) = &build.held {
+        eprintln!("{reason}");
+        return Ok(ExitCode::from(EXIT_BAD_INPUT));
     }
     let held = build.articles.len() - build.published;
     println!(

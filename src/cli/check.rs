@@ -16,6 +16,8 @@ use crate::templates::{Flavor, Templates};
 /// templates are checked per newsletter).
 const PAGE_TEMPLATES: &[(Flavor, &str)] = &[
     (Flavor::Html, "home"),
+    (Flavor::Html, "article"),
+    (Flavor::Html, "tag"),
     (Flavor::Html, "message"),
     (Flavor::Html, "subscribe"),
     (Flavor::Html, "confirm"),
@@ -34,11 +36,16 @@ fn sample_page_context(site: &Site) -> serde_json::Value {
         "site": {"title": cfg.site.title.0, "description": cfg.site.description(), "base_url": cfg.site.base_url.0.as_str(), "language": cfg.site.language},
         "feeds": [{"title": "Sample (RSS)", "type": "application/rss+xml", "href": url("feeds/rss.xml")}],
         "page_title": "Sample",
-        "articles": [{"title": "A sample article", "url": url("sample/"), "date": "2026-05-01T09:00:00Z", "tags": [{"name": "Sample", "slug": "sample"}], "summary": "A summary."}],
+        "articles": [{"title": "A sample article", "url": url("sample/"), "date": "2026-05-01T09:00:00Z", "tags": [{"name": "Sample", "slug": "sample", "url": url("tags/sample/")}], "summary": "A summary."}],
+        "article": {"id": "tag:example.com,2026-05-01:sample", "title": "A sample article", "url": url("sample/"), "date": "2026-05-01T09:00:00Z", "updated": "2026-05-02T09:00:00Z",
+                    "authors": [{"name": "Sam Writer", "email": "sam@example.com"}], "tags": [{"name": "Sample", "slug": "sample", "url": url("tags/sample/")}],
+                    "image": url("sample.jpg"), "summary": "A summary.", "content_html": "<p>A paragraph.</p>"},
+        "tag": {"name": "Sample", "slug": "sample", "url": url("tags/sample/"), "count": 1,
+                "feeds": [{"label": "RSS", "type": "application/rss+xml", "href": url("feeds/tags/sample/rss.xml")}]},
         "subscribe_url": url("subscribe"),
         "heading": "A heading",
         "message": "A message.",
-        "newsletters": [{"id": "sample", "title": "A sample newsletter", "checked": true}],
+        "newsletters": [{"id": "sample", "title": "A sample newsletter", "checked": true, "schedule": "Sent at 07:00, on Friday (UTC time)"}],
         "newsletter": {"id": "sample", "title": "A sample newsletter"},
         "form": {"email": "reader@example.com", "name": "Sam Reader"},
         "error": null,
@@ -60,7 +67,7 @@ pub fn run(site: &Site) -> anyhow::Result<ExitCode> {
         cfg.site.base_url.0
     );
 
-    let mut library = Library::new(&site.dir, &cfg.site.base_url.0, cfg.site.timezone.0);
+    let mut library = Library::for_site(site);
     let scan = library.scan();
     for p in &scan.problems {
         eprintln!("{p}");
@@ -81,6 +88,19 @@ pub fn run(site: &Site) -> anyhow::Result<ExitCode> {
         scheduled,
         scan.problems.len()
     );
+    // An article whose address herald's own pages take (`feeds/…`, `tags/…`) is not served.
+    let base = &cfg.site.base_url.0;
+    for a in scan.articles.iter().filter(|a| !a.draft) {
+        if let Some(rel) = crate::http::site::served_path(base, &a.url)
+            && crate::http::site::reserved(&rel)
+        {
+            println!(
+                "warning: {}: its address {} is one of herald's own pages, so herald will not serve it (set `slug` or `url`)",
+                a.source.display(),
+                a.url
+            );
+        }
+    }
     // Different tags that fold into one feed are worth knowing about.
     let mut by_slug: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for a in &scan.articles {
@@ -150,6 +170,11 @@ pub fn run(site: &Site) -> anyhow::Result<ExitCode> {
                 })
                 .collect();
             let sample: Vec<&Article> = sample.iter().collect();
+            if !newsletters.is_empty() && cfg.site.postal_address.is_none() {
+                println!(
+                    "warning: site.postal_address is not set: digests are commercial email, which must show the sender's postal address (CAN-SPAM in the US, and elsewhere)"
+                );
+            }
             for n in &newsletters {
                 println!(
                     "newsletter {} ({}): {}",

@@ -76,7 +76,7 @@ pub enum Command {
     },
 }
 
-/// Exit codes (DESIGN §7).
+/// Exit codes, as the README documents them.
 pub const EXIT_RUNTIME: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
 

@@ -1,5 +1,7 @@
 //! `herald send ID` (make an issue now and deliver it, with progress), its `--dry-run` and
-//! `--to` forms, and `herald preview ID`.
+//! `--to` forms, and `herald preview ID`. A test copy and a preview show the issue `send`
+//! would send now, or the latest one when nothing is new, with links that work and an
+//! unsubscribe link that changes nothing.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -7,6 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use chrono::{SubsecRound, Utc};
 use tokio_util::sync::CancellationToken;
 
@@ -16,11 +19,12 @@ use crate::delivery::Delivery;
 use crate::mail::message::{Composer, Digest};
 use crate::mail::{Sender, Transport};
 use crate::newsletters::scheduler::{Issuer, Made};
-use crate::newsletters::{IssueFacts, Newsletter, Recipient, render};
+use crate::newsletters::{IssueContent, IssueFacts, Newsletter, Recipient, issue_slug, render};
 use crate::publish::{Build, Publisher};
 use crate::store::Store;
 use crate::store::subscribers::ListFilter;
 use crate::subscribers::confirmations::load_keys;
+use crate::subscribers::tokens::{Claims, Purpose};
 use crate::subscribers::{Email, Status};
 use crate::templates::Templates;
 
@@ -128,21 +132,107 @@ async fn dry(s: &Setup) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn test_copy(s: &Setup, to: &str) -> anyhow::Result<ExitCode> {
-    let email = Email::parse(to).map_err(BadInput)?;
-    let now = Utc::now();
+/// What a test copy or a preview is a copy of.
+struct IssueCopy {
+    content: IssueContent,
+    /// For the output: "issue 3 (2026-11-27-070000, …)" or "the issue an issue now would be".
+    what: String,
+}
+
+/// The issue `herald send ID` would send now: an unfinished one it would resume, else the
+/// one it would make (rendered, not stored), else — nothing new — the latest one as stored.
+/// None when there is nothing at all (no issue yet and nothing to put in one).
+async fn copy_of(s: &Setup) -> anyhow::Result<Option<IssueCopy>> {
+    let now = Utc::now().trunc_subsecs(0);
+    let stored = |i: crate::store::ledger::Issue, why: &str| -> anyhow::Result<IssueCopy> {
+        let content: IssueContent = serde_json::from_str(&i.content)
+            .with_context(|| format!("reading issue {} as stored", i.id))?;
+        Ok(IssueCopy {
+            content,
+            what: format!(
+                "issue {} ({}, \"{}\"; {why})",
+                i.id,
+                issue_slug(i.scheduled),
+                i.title
+            ),
+        })
+    };
+    let unfinished = s
+        .store
+        .issue_counts(None, 50, now)
+        .await?
+        .into_iter()
+        .find(|c| c.newsletter == s.newsletter.id() && c.queued + c.sending > 0);
+    if let Some(c) = unfinished
+        && let Some(i) = s.store.issue(c.issue).await?
+    {
+        return stored(i, "unfinished: `herald send` resumes it").map(Some);
+    }
+    let latest = s.store.issues(s.newsletter.id(), 1).await?.pop();
+    if let Some(i) = latest.as_ref().filter(|i| i.scheduled >= now) {
+        // Made this very second: `herald send` now would find it made.
+        return stored(i.clone(), "the latest: nothing is new since").map(Some);
+    }
     let issuer = Issuer::new(s.site.clone(), s.store.clone(), s.templates.clone());
     let articles = issuer
         .articles_for(&s.newsletter, now, &s.build.articles)
         .await?;
+    if articles.is_empty()
+        && let Some(i) = latest
+    {
+        return stored(i, "the latest: nothing is new since").map(Some);
+    }
+    if articles.is_empty() && s.newsletter.config.skip_empty {
+        return Ok(None);
+    }
     let facts = IssueFacts {
         newsletter: &s.newsletter,
-        scheduled: now.trunc_subsecs(0),
+        scheduled: now,
         articles: &articles,
+        archived: false,
     };
-    let content =
-        render(&s.site, &s.templates, &issuer.renderer, &facts).map_err(anyhow::Error::msg)?;
+    let content = render(&s.site, &s.templates, &issuer.renderer, &facts).map_err(BadInput)?;
+    Ok(Some(IssueCopy {
+        content,
+        what: format!(
+            "the issue `herald send {}` would make now ({} articles, \"{}\"; not made yet)",
+            s.newsletter.id(),
+            articles.len(),
+            facts.title()
+        ),
+    }))
+}
+
+/// An unsubscribe link that works and changes nothing: correctly signed, for subscriber 0,
+/// which no one is (ids start at 1), so its page and its one-click POST say there is
+/// nothing to unsubscribe.
+async fn harmless_unsubscribe_url(s: &Setup) -> anyhow::Result<(String, String)> {
+    let secrets = Secrets::from_env();
+    let keys = load_keys(&s.store, secrets.secret.as_deref()).await?;
+    let token = keys.sign(&Claims {
+        purpose: Purpose::Unsubscribe,
+        subscriber: 0,
+        newsletter: Some(s.newsletter.id().to_string()),
+        nonce: None,
+        expires: None,
+    });
+    Ok((
+        s.site.config.site.url(&format!("unsubscribe/{token}")),
+        token,
+    ))
+}
+
+async fn test_copy(s: &Setup, to: &str) -> anyhow::Result<ExitCode> {
+    let email = Email::parse(to).map_err(BadInput)?;
+    let Some(copy) = copy_of(s).await? else {
+        println!(
+            "nothing to send: {} has no issue yet and nothing new (skip_empty = true)",
+            s.newsletter.id()
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
     let composer = Composer::new(&s.site).map_err(BadInput)?;
+    let (unsubscribe, token) = harmless_unsubscribe_url(s).await?;
     let secrets = Secrets::from_env();
     let transport = Transport::from_site(&s.site, secrets.smtp_url.as_deref()).map_err(BadInput)?;
     let mut sender = Sender::new(transport.clone(), s.site.config.mail.timeout.0);
@@ -150,17 +240,17 @@ async fn test_copy(s: &Setup, to: &str) -> anyhow::Result<ExitCode> {
         .eight_bit()
         .await
         .map_err(|e| anyhow::anyhow!("{}: {e}", transport.describe()))?;
-    let unsubscribe = s.site.config.site.url("subscribe");
     let digest = Digest {
         newsletter_id: s.newsletter.id(),
         newsletter_title: s.newsletter.title(),
+        // Issue 0 is no issue: the Message-ID cannot be one a subscriber got.
         issue: 0,
-        row: now.timestamp_millis(),
-        content: &content,
+        row: Utc::now().timestamp_millis(),
+        content: &copy.content,
         to_email: email.as_str(),
         to_name: "",
         unsubscribe_url: &unsubscribe,
-        unsubscribe_token: "test",
+        unsubscribe_token: &token,
     };
     let out = composer.compose(&digest, eight_bit)?;
     sender
@@ -169,10 +259,13 @@ async fn test_copy(s: &Setup, to: &str) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("sending the test copy to {email}: {e}"))?;
     sender.close().await;
     println!(
-        "sent a test copy of {} ({} articles) to {email} via {}; the ledger is unchanged",
+        "sent a test copy of {} {} to {email} via {}",
         s.newsletter.title(),
-        articles.len(),
+        copy.what,
         transport.describe()
+    );
+    println!(
+        "its unsubscribe link is for no subscriber and changes nothing; the ledger is unchanged"
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -325,28 +418,27 @@ pub async fn preview(
     out: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     let s = setup(site, id).await?;
-    let now = Utc::now().trunc_subsecs(0);
-    let issuer = Issuer::new(s.site.clone(), s.store.clone(), s.templates.clone());
-    let articles = issuer
-        .articles_for(&s.newsletter, now, &s.build.articles)
-        .await?;
-    if articles.is_empty() {
-        eprintln!("note: no new articles since the last issue; previewing an empty issue");
-    }
-    let facts = IssueFacts {
-        newsletter: &s.newsletter,
-        scheduled: now,
-        articles: &articles,
+    let result = preview_copy(&s, text, out).await;
+    s.store.close().await;
+    result
+}
+
+async fn preview_copy(s: &Setup, text: bool, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let Some(copy) = copy_of(s).await? else {
+        eprintln!(
+            "nothing to preview: {} has no issue yet and nothing new (skip_empty = true)",
+            s.newsletter.id()
+        );
+        return Ok(ExitCode::SUCCESS);
     };
-    let content = render(&s.site, &s.templates, &issuer.renderer, &facts).map_err(BadInput)?;
-    let unsubscribe = s.site.config.site.url("unsubscribe/PREVIEW");
+    let (unsubscribe, _) = harmless_unsubscribe_url(s).await?;
     let r = Recipient {
         name: "Sam Reader",
         email: "reader@example.com",
         unsubscribe_url: &unsubscribe,
         preferences_url: &unsubscribe,
     };
-    let v = content.for_name(r.name);
+    let v = copy.content.for_name(r.name);
     let body = if text {
         v.text.fill(&r, false)
     } else {
@@ -357,17 +449,17 @@ pub async fn preview(
             std::fs::write(&path, &body)
                 .map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
             eprintln!(
-                "wrote {} ({} articles; subject: {})",
+                "wrote {}: {} (subject: {})",
                 path.display(),
-                articles.len(),
+                copy.what,
                 v.subject.fill(&r, false)
             );
         }
         None => {
+            eprintln!("previewing {}", copy.what);
             eprintln!("Subject: {}", v.subject.fill(&r, false));
             print!("{body}");
         }
     }
-    s.store.close().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -3,8 +3,8 @@
 //! One leaser leases due rows (a crash lets the lease lapse, or a restart takes back the
 //! leases of a dead process at once), `mail.connections` sender tasks each hold their own
 //! SMTP connection and send one message per recipient under a timeout, and one finisher
-//! records outcomes in batches right after the relay's answer. Outcomes (DESIGN §5,
-//! STANDARDS §11): 250 → sent; 4xx, timeout, lost connection → deferred with backoff and
+//! records outcomes in batches right after the relay's answer. Outcomes (README,
+//! "Delivery"): 250 → sent; 4xx, timeout, lost connection → deferred with backoff and
 //! jitter, failed once older than `mail.max_age`; 5xx → failed, never retried, 5.1.x also
 //! marks the address bounced, 5.7.x is reported to the operator and punishes nobody.
 //! Throttling replies halve the sending rate, which then recovers slowly.

@@ -1,8 +1,11 @@
 //! Atom 1.0 (RFC 4287), written with `atom_syndication`, which validates nothing: every
 //! required element is set here, and the tests check the output.
 //!
-//! Titles and summaries are `type="html"` holding escaped text: the same characters as
-//! `type="text"`, without the validator's "contains HTML" guesswork on titles like `a </b>`.
+//! Titles, the subtitle and summaries are plain text (`type="text"`, Atom's default): feed
+//! readers show them as they are, `&` and `<` included. Every `&amp;` the writer makes is then
+//! written `&#x26;`, which the W3C validator takes as deliberately escaped text rather than
+//! HTML. An article's image is a `link rel="enclosure"` with its media type (its length is
+//! optional and unknown).
 //! Entry `updated` values must differ within a feed (the validator warns otherwise), so when
 //! two entries share one, the older entry's is moved back a second at a time; `published`
 //! keeps the true date.
@@ -14,15 +17,10 @@ use atom_syndication::{
 };
 use chrono::{DateTime, Duration, Utc};
 
-use super::{Channel, Entry as FeedEntry};
-use crate::articles::body::escape_html;
+use super::{Channel, Entry as FeedEntry, hex_references, image_type};
 
 fn fixed(t: DateTime<Utc>) -> FixedDateTime {
     t.fixed_offset()
-}
-
-fn html_text(s: &str) -> Text {
-    Text::html(escape_html(s))
 }
 
 pub fn render(ch: &Channel<'_>) -> Vec<u8> {
@@ -62,7 +60,7 @@ pub fn render(ch: &Channel<'_>) -> Vec<u8> {
         })
         .collect();
     let feed = Feed {
-        title: html_text(&ch.spec.title),
+        title: Text::plain(&ch.spec.title),
         id: ch.spec.id.clone(),
         updated: fixed(ch.updated()),
         authors: vec![Person {
@@ -75,12 +73,12 @@ pub fn render(ch: &Channel<'_>) -> Vec<u8> {
             ..Default::default()
         }),
         links,
-        subtitle: Some(html_text(&ch.spec.description)),
+        subtitle: Some(Text::plain(&ch.spec.description)),
         entries,
         lang: Some(site.language.clone()),
         ..Default::default()
     };
-    let mut out = feed
+    let out = feed
         .write_with_config(
             Vec::new(),
             WriteConfig {
@@ -89,15 +87,16 @@ pub fn render(ch: &Channel<'_>) -> Vec<u8> {
             },
         )
         .expect("writing to memory cannot fail");
-    let mut doc = b"<?xml version=\"1.0\" encoding=\"utf-8\"?>\n".to_vec();
-    doc.append(&mut out);
-    doc
+    let text = String::from_utf8(out).expect("atom_syndication writes UTF-8");
+    let mut doc = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n".to_string();
+    doc.push_str(&hex_references(&text, &[("&amp;", "&#x26;")]));
+    doc.into_bytes()
 }
 
 fn entry(e: &FeedEntry<'_>, updated: DateTime<Utc>) -> Entry {
     let a = e.article;
     Entry {
-        title: html_text(&a.title),
+        title: Text::plain(&a.title),
         id: a.id.clone(),
         updated: fixed(updated),
         published: Some(fixed(a.date)),
@@ -118,13 +117,20 @@ fn entry(e: &FeedEntry<'_>, updated: DateTime<Utc>) -> Entry {
                 ..Default::default()
             })
             .collect(),
-        links: vec![Link {
+        links: std::iter::once(Link {
             href: a.url.clone(),
             rel: "alternate".into(),
             mime_type: Some("text/html".into()),
             ..Default::default()
-        }],
-        summary: (!e.body.summary.is_empty()).then(|| html_text(&e.body.summary)),
+        })
+        .chain(a.image.as_ref().map(|image| Link {
+            href: image.clone(),
+            rel: "enclosure".into(),
+            mime_type: image_type(image).map(str::to_string),
+            ..Default::default()
+        }))
+        .collect(),
+        summary: (!e.body.summary.is_empty()).then(|| Text::plain(e.body.summary.as_str())),
         content: Some(Content {
             content_type: Some("html".into()),
             value: Some(e.body.html.clone()),

@@ -133,6 +133,51 @@ pub fn rfc822(t: DateTime<Utc>) -> String {
     t.to_rfc2822()
 }
 
+/// The media type of an image, from the extension of its URL's path (`None` when unknown: the
+/// feeds then name the image without a type rather than guess one).
+pub fn image_type(url: &str) -> Option<&'static str> {
+    let parsed = url::Url::parse(url).ok()?;
+    let name = parsed.path_segments()?.next_back()?;
+    let (_, ext) = name.rsplit_once('.')?;
+    Some(match ext.to_ascii_lowercase().as_str() {
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "avif" => "image/avif",
+        "svg" => "image/svg+xml",
+        _ => return None,
+    })
+}
+
+/// Rewrites the given escapes (`("&amp;", "&#x26;")`) of an XML document everywhere outside
+/// CDATA sections. A character reference means the same character, and the W3C validator
+/// reads a line holding `&#x` as deliberately escaped text: a title saying `&amp;` or `<b` is
+/// then text, not a "contains HTML" warning. XML writers escape every `&` and `<` outside
+/// CDATA, so outside it `&amp;` and `&lt;` only ever stand for those characters.
+pub(crate) fn hex_references(xml: &str, escapes: &[(&str, &str)]) -> String {
+    let rewrite = |out: &mut String, text: &str| {
+        let mut text = std::borrow::Cow::Borrowed(text);
+        for (from, to) in escapes {
+            if text.contains(from) {
+                text = text.replace(from, to).into();
+            }
+        }
+        out.push_str(&text);
+    };
+    let mut out = String::with_capacity(xml.len() + xml.len() / 16);
+    let mut rest = xml;
+    while let Some(start) = rest.find("<![CDATA[") {
+        rewrite(&mut out, &rest[..start]);
+        rest = &rest[start..];
+        let end = rest.find("]]>").map(|e| e + 3).unwrap_or(rest.len());
+        out.push_str(&rest[..end]);
+        rest = &rest[end..];
+    }
+    rewrite(&mut out, rest);
+    out
+}
+
 /// A generated feed file held in memory, ready to serve.
 #[derive(Debug)]
 pub struct FeedFile {
@@ -140,7 +185,9 @@ pub struct FeedFile {
     pub bytes: Bytes,
     /// Strong validator from the bytes: `"<first 128 bits of sha256>"`.
     pub etag: String,
-    /// The newest entry's time (what `Last-Modified` says).
+    /// When these bytes were first built, as the store recorded it: it moves whenever the
+    /// bytes change, a back-dated entry or an edit included. `Last-Modified` shows it (never
+    /// later than the present) and `If-Modified-Since` is judged against it.
     pub modified: DateTime<Utc>,
     gzip: OnceLock<Bytes>,
 }
@@ -154,6 +201,17 @@ impl FeedFile {
             bytes: Bytes::from(bytes),
             modified,
             gzip: OnceLock::new(),
+        })
+    }
+
+    /// The same bytes, last changed at `modified`.
+    pub fn changed_at(&self, modified: DateTime<Utc>) -> Arc<FeedFile> {
+        Arc::new(FeedFile {
+            format: self.format,
+            bytes: self.bytes.clone(),
+            etag: self.etag.clone(),
+            modified,
+            gzip: self.gzip.clone(),
         })
     }
 

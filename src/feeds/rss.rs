@@ -2,31 +2,23 @@
 //! crate.
 //!
 //! Plain-text elements (titles, categories, names) carry `&` and `<` as hexadecimal character
-//! references (`&#x26;`, `&#x3C;`), as the RSS profile asks and the W3C validator checks;
-//! the crate would write `&amp;` and `&lt;`. They pass through the crate as private-use
-//! placeholder characters and are swapped for the references afterwards.
+//! references (`&#x26;`, `&#x3C;`), as the RSS profile asks and the W3C validator checks; the
+//! crate writes `&amp;` and `&lt;`, which are rewritten outside CDATA once it is done.
+//! An article's image is a Media RSS `media:content` (an `enclosure` would need the image's
+//! length in bytes, which herald does not know).
+
+use std::collections::BTreeMap;
 
 use rss::extension::atom::{AtomExtension, Link};
 use rss::extension::dublincore::DublinCoreExtension;
+use rss::extension::{Extension, ExtensionMap};
 use rss::{Category, Channel as RssChannel, Guid, Item};
 
-use super::{Channel, rfc822};
+use super::{Channel, hex_references, image_type, rfc822};
 use crate::articles::body::escape_html;
 
-const AMP: char = '\u{E026}';
-const LT: char = '\u{E03C}';
-
-/// Marks `&` and `<` in plain text for hexadecimal references.
-fn plain(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '&' => AMP,
-            '<' => LT,
-            AMP | LT => '\u{FFFD}',
-            c => c,
-        })
-        .collect()
-}
+/// The Media RSS namespace (<https://www.rssboard.org/media-rss>).
+const MEDIA_NS: &str = "http://search.yahoo.com/mrss/";
 
 pub fn render(ch: &Channel<'_>) -> Vec<u8> {
     let site = ch.site;
@@ -45,30 +37,33 @@ pub fn render(ch: &Channel<'_>) -> Vec<u8> {
         });
     }
     let updated = rfc822(ch.updated());
+    let mut namespaces = BTreeMap::new();
+    if ch.entries.iter().any(|e| e.article.image.is_some()) {
+        namespaces.insert("media".to_string(), MEDIA_NS.to_string());
+    }
     let channel = RssChannel {
-        title: plain(&ch.spec.title),
+        title: ch.spec.title.clone(),
         link: ch.home_url().to_string(),
-        description: plain(&ch.spec.description),
+        description: ch.spec.description.clone(),
         language: Some(site.language.clone()),
         managing_editor: author
             .email
             .as_ref()
-            .map(|e| plain(&format!("{e} ({})", author.name))),
+            .map(|e| format!("{e} ({})", author.name)),
         pub_date: Some(updated.clone()),
         last_build_date: Some(updated),
         generator: Some("herald".into()),
         docs: Some("https://www.rssboard.org/rss-specification".into()),
         atom_ext: Some(AtomExtension { links }),
         items: ch.entries.iter().map(item).collect(),
+        namespaces,
         ..Default::default()
     };
     let bytes = channel
         .pretty_write_to(Vec::new(), b' ', 2)
         .expect("writing to memory cannot fail");
     let text = String::from_utf8(bytes).expect("the rss crate writes UTF-8");
-    text.replace(AMP, "&#x26;")
-        .replace(LT, "&#x3C;")
-        .into_bytes()
+    hex_references(&text, &[("&amp;", "&#x26;"), ("&lt;", "&#x3C;")]).into_bytes()
 }
 
 fn item(e: &super::Entry<'_>) -> Item {
@@ -77,14 +72,14 @@ fn item(e: &super::Entry<'_>) -> Item {
     // (never both: the validator calls that duplicate semantics).
     let (author, creators) = match a.authors.as_slice() {
         [one] if one.email.is_some() => (
-            Some(plain(&format!(
+            Some(format!(
                 "{} ({})",
                 one.email.as_deref().unwrap_or_default(),
                 one.name
-            ))),
+            )),
             Vec::new(),
         ),
-        many => (None, many.iter().map(|p| plain(&p.name)).collect()),
+        many => (None, many.iter().map(|p| p.name.clone()).collect()),
     };
     // <description> holds HTML; the summary is text, so it is escaped once for HTML (and
     // once more by the crate, for XML). An article with no text for a summary is described
@@ -96,7 +91,7 @@ fn item(e: &super::Entry<'_>) -> Item {
     };
     let description = Some(escape_html(summary));
     Item {
-        title: Some(plain(&a.title)),
+        title: Some(a.title.clone()),
         link: Some(a.url.clone()),
         description,
         author,
@@ -104,7 +99,7 @@ fn item(e: &super::Entry<'_>) -> Item {
             .tags
             .iter()
             .map(|t| Category {
-                name: plain(&t.name),
+                name: t.name.clone(),
                 domain: None,
             })
             .collect(),
@@ -122,6 +117,28 @@ fn item(e: &super::Entry<'_>) -> Item {
                 ..Default::default()
             })
         },
+        extensions: a.image.as_deref().map(media_content).unwrap_or_default(),
         ..Default::default()
     }
+}
+
+/// `<media:content url="…" medium="image" type="image/…"/>`; the type is left out when the
+/// extension does not tell it.
+fn media_content(url: &str) -> ExtensionMap {
+    let mut attrs = BTreeMap::from([
+        ("url".to_string(), url.to_string()),
+        ("medium".to_string(), "image".to_string()),
+    ]);
+    if let Some(kind) = image_type(url) {
+        attrs.insert("type".to_string(), kind.to_string());
+    }
+    let content = Extension {
+        name: "media:content".into(),
+        attrs,
+        ..Default::default()
+    };
+    BTreeMap::from([(
+        "media".to_string(),
+        BTreeMap::from([("content".to_string(), vec![content])]),
+    )])
 }

@@ -40,7 +40,6 @@ pub async fn list(State(app): State<App>, Path(newsletter): Path<String>) -> Res
         json!({"id": n.id.0, "title": n.title.0}),
     );
     ctx.insert("issues".into(), Value::Array(items));
-    ctx.insert("subscribe_url".into(), cfg.site.url("subscribe").into());
     render_page(&app, StatusCode::OK, "archive", &ctx)
 }
 

@@ -1,6 +1,7 @@
 //! `/feeds/...`: feed files from memory with their media type, a strong ETag per
-//! representation, `Last-Modified` from the newest entry, `304 Not Modified` (RFC 9110:
-//! `If-None-Match` wins over `If-Modified-Since`), and gzip when the client asks.
+//! representation, `Last-Modified` when the file's bytes last changed (kept in the store,
+//! never in the future), `304 Not Modified` (RFC 9110: `If-None-Match` wins over
+//! `If-Modified-Since`), and gzip when the client asks.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -56,9 +57,12 @@ pub fn respond(
         header::ETAG,
         HeaderValue::from_str(&etag).expect("hex ETags are valid headers"),
     );
+    // `herald run` serves a build once its time has come; a stamp still ahead (a clock that
+    // went back, another instance's clock) is shown as now, never as a future time.
+    let shown = file.modified.min(Utc::now());
     headers.insert(
         header::LAST_MODIFIED,
-        HeaderValue::from_str(&httpdate::fmt_http_date(file.modified.into()))
+        HeaderValue::from_str(&httpdate::fmt_http_date(shown.into()))
             .expect("HTTP dates are valid headers"),
     );
     if let Some(hub) = hub {

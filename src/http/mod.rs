@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`feeds`]: `/feeds/...` with conditional GET and gzip.
 //! - [`pages`]: `/` (home page with feed autodiscovery), `/healthz`, shared page helpers.
+//! - [`site`]: article pages (at their URL's path below `base_url`) and `/tags/{tag}/`.
 //! - [`subscribe`]: `/subscribe`, `/confirm/{token}`, `/unsubscribe/{token}`.
 //! - [`archive`]: `/archive/{newsletter}/` and `/archive/{newsletter}/{issue}`.
 //! - [`api`]: `/api/...`, the admin API behind a bearer token.
@@ -15,6 +16,7 @@ pub mod archive;
 pub mod feeds;
 pub mod limits;
 pub mod pages;
+pub mod site;
 pub mod subscribe;
 
 use std::net::{IpAddr, SocketAddr};
@@ -191,6 +193,7 @@ pub fn has_media_type(headers: &HeaderMap, essence: &str) -> bool {
 
 /// Every route herald serves.
 pub fn router(app: App) -> Router {
+    let pages = site::Pages::new(&app);
     Router::new()
         .route("/", get(pages::home))
         .route("/healthz", get(pages::healthz))
@@ -207,9 +210,12 @@ pub fn router(app: App) -> Router {
         .route("/archive/{newsletter}", get(archive::list))
         .route("/archive/{newsletter}/", get(archive::list))
         .route("/archive/{newsletter}/{issue}", get(archive::issue))
+        .route("/tags/{tag}/", get(site::tag))
+        .route("/tags/{tag}", get(site::tag_without_slash))
         .route("/metrics", get(metrics))
         .nest("/api", api::router(app.clone()))
-        .fallback(pages::not_found)
+        .fallback(site::fallback)
+        .layer(axum::Extension(pages))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         // A declared Content-Length over the limit is refused with 413 before any body
         // byte is read.

@@ -1,13 +1,17 @@
-//! Plain pages: the home page (recent articles, feed autodiscovery), `/healthz`, and the
-//! not-found page. Rendered from the `home` and `message` templates.
+//! Plain pages: the home page (recent articles, feed autodiscovery), `/healthz`, the
+//! not-found page, and what every page shares (the layout's context, rendering). Rendered
+//! from the `home` and `message` templates.
 
-use axum::extract::State;
+use std::sync::Arc;
+
+use axum::extract::{Extension, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::App;
+use super::site::{Pages, subscribe_url};
 use crate::config::FeedFormat;
 use crate::feeds::rfc3339;
 use crate::templates::Flavor;
@@ -15,7 +19,8 @@ use crate::templates::Flavor;
 /// How many articles the home page lists.
 const HOME_ARTICLES: usize = 30;
 
-/// The context every page shares: `site`, `feeds` (autodiscovery), `page_title`.
+/// The context every page shares: `site`, `feeds` (autodiscovery), `page_title`,
+/// `subscribe_url` (`null` without newsletters).
 pub fn base_context(app: &App, page_title: Option<&str>) -> serde_json::Map<String, Value> {
     let site = &app.site().config.site;
     let feeds: Vec<Value> = app
@@ -47,6 +52,7 @@ pub fn base_context(app: &App, page_title: Option<&str>) -> serde_json::Map<Stri
         "page_title".into(),
         page_title.map(Value::from).unwrap_or(Value::Null),
     );
+    ctx.insert("subscribe_url".into(), subscribe_url(app));
     ctx
 }
 
@@ -57,17 +63,29 @@ pub fn render_page(
     name: &str,
     ctx: &serde_json::Map<String, Value>,
 ) -> Response {
-    match app.templates().render(Flavor::Html, name, ctx) {
+    match render_html(app, name, ctx) {
         Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => {
+        Err(page) => page,
+    }
+}
+
+/// Renders an HTML template; a failure is logged and becomes a bare 500 page.
+#[allow(clippy::result_large_err)] // the error is the response itself, returned at once
+pub fn render_html(
+    app: &App,
+    name: &str,
+    ctx: &serde_json::Map<String, Value>,
+) -> Result<String, Response> {
+    app.templates()
+        .render(Flavor::Html, name, ctx)
+        .map_err(|e| {
             tracing::error!("rendering page {name}: {e}");
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal error: the page template failed (see the log)\n",
             )
                 .into_response()
-        }
-    }
+        })
 }
 
 /// A page with a heading and one message.
@@ -78,30 +96,16 @@ pub fn message(app: &App, status: StatusCode, heading: &str, text: &str) -> Resp
     render_page(app, status, "message", &ctx)
 }
 
-pub async fn home(State(app): State<App>) -> Response {
+pub async fn home(State(app): State<App>, Extension(pages): Extension<Arc<Pages>>) -> Response {
     let build = app.current();
     let now = Utc::now();
     let articles: Vec<Value> = build
         .published(now)
         .take(HOME_ARTICLES)
-        .map(|a| {
-            json!({
-                "title": a.title,
-                "url": a.url,
-                "date": rfc3339(a.date),
-                "tags": a.tags,
-                "summary": build.bodies.get(&a.hash).map(|b| b.summary.as_str()).unwrap_or(""),
-            })
-        })
+        .map(|a| pages.listing(&build, a))
         .collect();
     let mut ctx = base_context(&app, None);
     ctx.insert("articles".into(), Value::Array(articles));
-    let cfg = &app.site().config;
-    let subscribe = (!cfg.newsletters.is_empty()).then(|| cfg.site.url("subscribe"));
-    ctx.insert(
-        "subscribe_url".into(),
-        subscribe.map(Value::from).unwrap_or(Value::Null),
-    );
     render_page(&app, StatusCode::OK, "home", &ctx)
 }
 

@@ -16,9 +16,10 @@ use serde_json::{Value, json};
 
 use super::App;
 use super::pages::{base_context, message, render_page};
-use crate::store::subscribers::{Confirmed, SignUp, Unsubscribed};
+use crate::newsletters::Schedule;
+use crate::store::subscribers::{Confirmed, SignUp, Subscriber, Unsubscribed};
 use crate::subscribers::tokens::{Claims, Purpose, TokenError};
-use crate::subscribers::{Email, Evidence, clean_name};
+use crate::subscribers::{Email, Evidence, Status, clean_name};
 
 /// The same answer whatever the address's history: no account enumeration.
 const CHECK_INBOX: &str = "Check your inbox: we sent a link to confirm the address. If nothing arrives in a few minutes, look in the spam folder.";
@@ -56,7 +57,11 @@ fn subscribe_page(app: &App, status: StatusCode, f: &SignUpForm, error: Option<&
                 .newsletters
                 .as_ref()
                 .is_none_or(|chosen| chosen.iter().any(|c| c == &n.id.0));
-            json!({"id": n.id.0, "title": n.title.0, "checked": checked})
+            let zone = cfg.newsletter_zone(n);
+            let schedule = Schedule::parse(&n.schedule, zone)
+                .ok()
+                .map(|s| how_often(&s));
+            json!({"id": n.id.0, "title": n.title.0, "checked": checked, "schedule": schedule})
         })
         .collect();
     ctx.insert("newsletters".into(), Value::Array(newsletters));
@@ -66,6 +71,17 @@ fn subscribe_page(app: &App, status: StatusCode, f: &SignUpForm, error: Option<&
         error.map(Value::from).unwrap_or(Value::Null),
     );
     render_page(app, status, "subscribe", &ctx)
+}
+
+/// When a newsletter comes, for people: "Sent at 07:00, on Friday (Europe/London time)".
+fn how_often(s: &Schedule) -> String {
+    // `describe` gives "At 07:00, on Friday. (Europe/London time)".
+    let text = s.describe().replacen(". (", " (", 1);
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => format!("Sent {}{}", first.to_lowercase(), chars.as_str()),
+        None => text,
+    }
 }
 
 pub async fn sign_up(
@@ -329,7 +345,49 @@ fn titles(app: &App, ids: &[String]) -> Vec<Value> {
         .collect()
 }
 
+/// "A", "A and B", "A, B and C".
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// The newsletters' titles, as a sentence.
+fn title_list(app: &App, ids: &[String]) -> String {
+    let names: Vec<String> = titles(app, ids)
+        .into_iter()
+        .filter_map(|v| v["title"].as_str().map(str::to_string))
+        .collect();
+    and_list(&names)
+}
+
 const USED: &str = "This confirmation link was already used, or a newer one replaced it. Nothing was changed. If you are not receiving our emails, sign up again.";
+
+/// A confirmation link that no longer confirms anything: for someone already subscribed,
+/// that is all they need to hear; otherwise it was used or replaced.
+fn used_link(app: &App, sub: Option<&Subscriber>) -> Response {
+    match sub {
+        Some(s) if s.status == Status::Confirmed => {
+            let what = if s.newsletters.is_empty() {
+                format!("email from {}", app.site().config.site.title.0)
+            } else {
+                title_list(app, &s.newsletters)
+            };
+            message(
+                app,
+                StatusCode::GONE,
+                "You are already subscribed",
+                &format!(
+                    "This confirmation link was already used: {} already receives {what}. There is nothing more to do.",
+                    s.email
+                ),
+            )
+        }
+        _ => message(app, StatusCode::GONE, "Link already used", USED),
+    }
+}
 
 pub async fn confirm_page(State(app): State<App>, Path(token): Path<String>) -> Response {
     let claims = match check_token(&app, &token, Purpose::Confirm) {
@@ -347,12 +405,12 @@ pub async fn confirm_page(State(app): State<App>, Path(token): Path<String>) -> 
         },
         None => None,
     };
-    let (Some(sub), Some((nonce, wanted))) = (sub, pending) else {
-        return message(&app, StatusCode::GONE, "Link already used", USED);
+    let (sub, wanted) = match (sub, pending) {
+        (Some(sub), Some((nonce, wanted))) if claims.nonce.as_deref() == Some(nonce.as_str()) => {
+            (sub, wanted)
+        }
+        (sub, _) => return no_store(used_link(&app, sub.as_ref())),
     };
-    if claims.nonce.as_deref() != Some(nonce.as_str()) {
-        return message(&app, StatusCode::GONE, "Link already used", USED);
-    }
     let mut ctx = base_context(&app, Some("Confirm"));
     ctx.insert("email".into(), sub.email.into());
     ctx.insert("newsletters".into(), Value::Array(titles(&app, &wanted)));
@@ -379,14 +437,10 @@ pub async fn confirm(State(app): State<App>, Path(token): Path<String>) -> Respo
     {
         Ok(Confirmed::Done { email, newsletters }) => {
             tracing::info!("{email} confirmed ({})", newsletters.join(", "));
-            let names: Vec<String> = titles(&app, &newsletters)
-                .into_iter()
-                .filter_map(|v| v["title"].as_str().map(str::to_string))
-                .collect();
-            let what = if names.is_empty() {
-                app.site().config.site.title.0.clone()
+            let what = if newsletters.is_empty() {
+                format!("email from {}", app.site().config.site.title.0)
             } else {
-                names.join(", ")
+                title_list(&app, &newsletters)
             };
             no_store(message(
                 &app,
@@ -397,7 +451,10 @@ pub async fn confirm(State(app): State<App>, Path(token): Path<String>) -> Respo
                 ),
             ))
         }
-        Ok(Confirmed::Stale) => message(&app, StatusCode::GONE, "Link already used", USED),
+        Ok(Confirmed::Stale) => match app.store().subscriber(claims.subscriber).await {
+            Ok(sub) => no_store(used_link(&app, sub.as_ref())),
+            Err(e) => internal(&app, e),
+        },
         Err(e) => internal(&app, e),
     }
 }
@@ -453,6 +510,8 @@ pub async fn unsubscribe(
     } else {
         claims.newsletter.as_deref()
     };
+    let site_title = &app.site().config.site.title.0;
+    let left = scope.map(|n| title_list(&app, &[n.to_string()]));
     match app
         .store()
         .unsubscribe(claims.subscriber, scope, Utc::now())
@@ -463,29 +522,45 @@ pub async fn unsubscribe(
                 "{email} unsubscribed from {}",
                 scope.unwrap_or("everything")
             );
-            let text = if remaining.is_empty() {
-                format!(
-                    "{email} will get no more email from {}.",
-                    app.site().config.site.title.0
-                )
-            } else {
-                let names: Vec<String> = titles(&app, &remaining)
-                    .into_iter()
-                    .filter_map(|v| v["title"].as_str().map(str::to_string))
-                    .collect();
-                format!(
-                    "{email} is unsubscribed. It still receives: {}.",
-                    names.join(", ")
-                )
+            let (heading, text) = match (&left, remaining.is_empty()) {
+                (Some(left), false) => (
+                    format!("You left {left}"),
+                    format!(
+                        "You will no longer receive {left}. You still receive {}.",
+                        title_list(&app, &remaining)
+                    ),
+                ),
+                (Some(left), true) => (
+                    "You are unsubscribed".to_string(),
+                    format!(
+                        "You will no longer receive {left}. That was the last of our newsletters for {email}: it will get no more email from {site_title}."
+                    ),
+                ),
+                (None, _) => (
+                    "You are unsubscribed".to_string(),
+                    format!("{email} will get no more email from {site_title}."),
+                ),
             };
-            no_store(message(&app, StatusCode::OK, "You are unsubscribed", &text))
+            no_store(message(&app, StatusCode::OK, &heading, &text))
         }
-        Ok(Unsubscribed::Already { email }) => no_store(message(
-            &app,
-            StatusCode::OK,
-            "Already unsubscribed",
-            &format!("{email} was already unsubscribed. Nothing else to do."),
-        )),
+        Ok(Unsubscribed::Already { email }) => {
+            // Left this newsletter before, but still receives others: say which.
+            let still = match (&left, app.store().subscriber(claims.subscriber).await) {
+                (Some(_), Ok(Some(s)))
+                    if !s.status.is_suppressed() && !s.newsletters.is_empty() =>
+                {
+                    Some(title_list(&app, &s.newsletters))
+                }
+                _ => None,
+            };
+            let text = match (&left, still) {
+                (Some(left), Some(still)) => format!(
+                    "{email} already left {left}, so there was nothing to change. You still receive {still}."
+                ),
+                _ => format!("{email} was already unsubscribed. Nothing else to do."),
+            };
+            no_store(message(&app, StatusCode::OK, "Already unsubscribed", &text))
+        }
         Ok(Unsubscribed::NotFound) => message(
             &app,
             StatusCode::OK,

@@ -3,7 +3,7 @@
 //! herald signs the exact bytes it sends, after lettre has formatted them: lettre's own
 //! signer canonicalizes a multipart `Content-Type` differently from what it then writes, so
 //! its signatures over that header do not verify (checked with dkimpy). aws-lc-rs also signs
-//! about three times faster than lettre's pure-Rust RSA (DEPENDENCIES.md, "lettre").
+//! about three times faster than lettre's pure-Rust RSA (BENCHMARKS.md).
 //! Canonicalization is relaxed/relaxed; the signature covers the list headers, as RFC 8058
 //! requires.
 
@@ -13,7 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use sha2::{Digest, Sha256};
 
-/// Headers signed when present (RFC 6376 §5.4, STANDARDS §9).
+/// Headers signed when present (RFC 6376 §5.4; RFC 8058 §4 for the list headers).
 pub const SIGNED: [&str; 12] = [
     "From",
     "To",

@@ -1,4 +1,4 @@
-//! Digest messages: one per recipient, built from the issue rendered once (DESIGN §6):
+//! Digest messages: one per recipient, built from the issue rendered once:
 //! `multipart/alternative` (text, then HTML), a deterministic `Message-ID` per ledger row,
 //! `List-Id`, `List-Unsubscribe` (HTTPS, plus mailto when configured) with
 //! `List-Unsubscribe-Post`, `Precedence: bulk`, an optional envelope sender for bounces, and

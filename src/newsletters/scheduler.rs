@@ -27,7 +27,8 @@ const MAX_SLEEP: Duration = Duration::from_secs(60);
 /// How far back the first issue of a newsletter looks when its schedule gives no earlier
 /// fire time (a yearly schedule, say).
 const FIRST_ISSUE_HORIZON: Duration = Duration::from_secs(400 * 86400);
-/// A newsletter's first issue with nothing new carries this many of the newest articles.
+/// A newsletter's first issue with nothing new carries this many of the newest articles
+/// (or its `max_articles`, when fewer).
 const FIRST_ISSUE_FALLBACK: usize = 10;
 
 /// What making an issue did.
@@ -92,7 +93,7 @@ impl Issuer {
             return Ok(chosen);
         }
         let mut newest = n.select(all, DateTime::<Utc>::MIN_UTC, at);
-        newest.truncate(FIRST_ISSUE_FALLBACK);
+        newest.truncate(FIRST_ISSUE_FALLBACK.min(n.config.max_articles.0));
         Ok(newest)
     }
 
@@ -113,6 +114,7 @@ impl Issuer {
             newsletter: n,
             scheduled: at,
             articles: &chosen,
+            archived: true,
         };
         let content = render(&self.site, &self.templates, &self.renderer, &facts)
             .map_err(anyhow::Error::msg)?;

@@ -1,4 +1,5 @@
-//! SQL for the article index and feed ids: what keeps ids and first-seen dates permanent.
+//! SQL for the article index, feed ids and feed file stamps: what keeps ids, first-seen dates
+//! and each feed's `Last-Modified` permanent.
 
 use std::collections::HashMap;
 
@@ -120,5 +121,107 @@ impl Store {
                 .collect();
         }
         Ok(out)
+    }
+}
+
+/// What the store remembers of one feed file (by its path below `feeds/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedStamp {
+    /// A hash of the file's bytes.
+    pub hash: String,
+    /// How many entries it holds.
+    pub entries: i64,
+    /// When its bytes last changed.
+    pub modified: DateTime<Utc>,
+}
+
+impl Store {
+    /// Every feed file's stamp, by path.
+    pub async fn feed_stamps(&self) -> anyhow::Result<HashMap<String, FeedStamp>> {
+        let rows: Vec<(String, String, i64, i64)> =
+            sqlx::query_as("SELECT path, content_hash, entries, modified_ms FROM feed_files")
+                .fetch_all(&self.read)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(path, hash, entries, ms)| {
+                (
+                    path,
+                    FeedStamp {
+                        hash,
+                        entries,
+                        modified: from_ms(ms),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// Records `(path, hash, entries)` of feed files as built at `now` (whole seconds): a
+    /// file whose stored hash differs (or that has none) is stamped modified at `now`, or a
+    /// second after its previous time if that is not earlier (two changes within one second
+    /// still get different times, which `If-Modified-Since` needs); one whose bytes are
+    /// already recorded keeps its time (another instance may have recorded them first).
+    /// Returns the stamps now stored for those paths.
+    pub async fn stamp_feed_files(
+        &self,
+        files: &[(String, String, i64)],
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<HashMap<String, FeedStamp>> {
+        let mut out = HashMap::new();
+        if files.is_empty() {
+            return Ok(out);
+        }
+        let mut tx = self.write.begin().await?;
+        for (path, hash, entries) in files {
+            sqlx::query(
+                "INSERT INTO feed_files (path, content_hash, entries, modified_ms)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (path) DO UPDATE SET
+                     content_hash = excluded.content_hash, entries = excluded.entries,
+                     modified_ms = CASE WHEN excluded.modified_ms > feed_files.modified_ms
+                                        THEN excluded.modified_ms
+                                        ELSE feed_files.modified_ms + 1000 END
+                 WHERE feed_files.content_hash <> excluded.content_hash",
+            )
+            .bind(path)
+            .bind(hash)
+            .bind(entries)
+            .bind(to_ms(now))
+            .execute(&mut *tx)
+            .await?;
+            let (hash, entries, ms): (String, i64, i64) = sqlx::query_as(
+                "SELECT content_hash, entries, modified_ms FROM feed_files WHERE path = $1",
+            )
+            .bind(path)
+            .fetch_one(&mut *tx)
+            .await?;
+            out.insert(
+                path.clone(),
+                FeedStamp {
+                    hash,
+                    entries,
+                    modified: from_ms(ms),
+                },
+            );
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Forgets feed files that are no longer built.
+    pub async fn forget_feed_files(&self, paths: &[String]) -> anyhow::Result<()> {
+        if paths.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write.begin().await?;
+        for path in paths {
+            sqlx::query("DELETE FROM feed_files WHERE path = $1")
+                .bind(path)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }

@@ -3,7 +3,7 @@
 //! SQLite in WAL mode is the backend: one writer connection (SQLite has one writer anyway,
 //! and a single connection turns lock contention into a queue) and a small reader pool.
 //! Statements use `$n` parameters and portable SQL, times are integer Unix milliseconds, so a
-//! PostgreSQL backend can be added beside it (DESIGN §10) without touching callers.
+//! PostgreSQL backend can be added beside it without touching callers.
 //!
 //! # Layout
 //! - [`articles`]: the article index (permanent ids, first-seen times) and feed ids.

@@ -1,9 +1,14 @@
-//! A real browser: headless Chromium, driven through ChromeDriver's WebDriver API, fills in
-//! the sign-up form, follows the confirmation link from the email the SMTP server received,
-//! and unsubscribes. A screenshot of every page is saved under `target/tmp/browser/`.
+//! A real browser: headless Chromium, driven through ChromeDriver's WebDriver API, reads the
+//! publication (home, article and tag pages, the archive, the not-found page), fills in the
+//! sign-up form, follows the confirmation link from the email the SMTP server received, and
+//! leaves one newsletter. Every page is checked with axe-core, the accessibility engine
+//! behind Lighthouse and many browser extensions (any violation fails), at a phone's width
+//! (375 px) and a desktop's (1280 px), and must not scroll sideways on the phone. A
+//! screenshot of every page at both widths is saved under `target/tmp/browser/`.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them); without them
-//! the test is listed as ignored, with the reason.
+//! the test is listed as ignored, with the reason. axe-core comes from the npm registry
+//! (`npm install`, pinned to [`AXE_VERSION`]) into `target/tmp/axe-core/` the first time.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -14,9 +19,14 @@ use herald::subscribers::tokens::{Claims, Keys, Purpose};
 use serde_json::{Value, json};
 
 use super::helpers::*;
+use super::pages::{Local, NEWSLETTERS, write_articles};
 use super::smtp::SmtpServer;
 
 const SECRET: &str = "browser-secret-0123456789";
+/// The axe-core release the pages are checked with.
+const AXE_VERSION: &str = "4.14.1";
+/// The widths every page is checked at: a small phone, a desktop.
+const WIDTHS: [u32; 2] = [375, 1280];
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 struct Driver {
@@ -60,7 +70,8 @@ impl Driver {
                 "binary": "/usr/bin/chromium",
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                          "--disable-quic", "--no-first-run", "--disable-background-networking",
-                         "--disable-component-update", "--disable-sync", "--window-size=1000,1100",
+                         "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                         "--hide-scrollbars",
                          format!("--user-data-dir={}", profile.path().display())]
             }
         }}});
@@ -179,6 +190,99 @@ impl Driver {
         path
     }
 
+    /// Runs `script` in the page and returns its value.
+    async fn execute(&self, script: &str) -> Value {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": script, "args": []}),
+        )
+        .await
+    }
+
+    /// Resizes the window so the page's viewport is `width` CSS pixels wide.
+    async fn set_width(&self, width: u32, height: u32) {
+        self.cmd(
+            reqwest::Method::POST,
+            "/window/rect",
+            json!({"width": width, "height": height}),
+        )
+        .await;
+        let inner = self.execute("return window.innerWidth").await;
+        assert_eq!(inner, json!(width), "the viewport follows the window");
+    }
+
+    /// Checks the page shown now with axe-core and for sideways scrolling, at every width,
+    /// screenshotting each; returns what is wrong (empty: nothing).
+    async fn audit(&mut self, name: &str, axe: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        let page = self.execute("return location.pathname").await;
+        if self.execute("return typeof axe").await != json!("object") {
+            self.execute(&format!("{axe}\n;return typeof axe")).await;
+        }
+        for width in WIDTHS {
+            self.set_width(width, 900).await;
+            let found = self
+                .cmd(
+                    reqwest::Method::POST,
+                    "/execute/async",
+                    json!({"script": AXE_RUN, "args": []}),
+                )
+                .await;
+            let Some(violations) = found.as_array() else {
+                panic!("axe did not run on {page}: {found}");
+            };
+            for v in violations {
+                let nodes: Vec<String> = v["nodes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|n| {
+                        format!(
+                            "      {} {}\n        {}",
+                            n["target"],
+                            n["html"],
+                            n["summary"]
+                                .as_str()
+                                .unwrap_or("")
+                                .replace('\n', "\n        ")
+                        )
+                    })
+                    .collect();
+                problems.push(format!(
+                    "{name} ({page}) at {width} px: {} ({}): {}\n{}",
+                    v["id"].as_str().unwrap_or("?"),
+                    v["impact"].as_str().unwrap_or("?"),
+                    v["help"].as_str().unwrap_or("?"),
+                    nodes.join("\n")
+                ));
+            }
+            let wide = self.execute(OVERFLOW).await;
+            if width == WIDTHS[0] && wide != json!([]) {
+                problems.push(format!(
+                    "{name} ({page}) at {width} px scrolls sideways; wider than the window: {wide}"
+                ));
+            }
+            // The whole page in the screenshot: the window as tall as the document (plus
+            // what the window itself takes).
+            let tall = self
+                .execute("return Math.ceil(document.documentElement.getBoundingClientRect().height) + window.outerHeight - window.innerHeight")
+                .await
+                .as_u64()
+                .unwrap_or(900)
+                .clamp(300, 6000) as u32;
+            self.cmd(
+                reqwest::Method::POST,
+                "/window/rect",
+                json!({"width": width, "height": tall}),
+            )
+            .await;
+            self.shot(&format!("{name}-{width}")).await;
+        }
+        self.set_width(WIDTHS[1], 900).await;
+        problems
+    }
+
     async fn quit(mut self) {
         let _ = self
             .http
@@ -190,32 +294,157 @@ impl Driver {
     }
 }
 
+/// Runs axe-core with its default rules (WCAG 2 A and AA, best practices) and returns the
+/// violations, trimmed to what a report needs.
+const AXE_RUN: &str = r#"
+const done = arguments[arguments.length - 1];
+axe.run(document, { resultTypes: ["violations"] })
+  .then(r => done(r.violations.map(v => ({
+    id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.map(n => ({ target: n.target, html: n.html.slice(0, 200), summary: n.failureSummary })),
+  }))))
+  .catch(e => done({ error: String(e) }));
+"#;
+
+/// `[]` when nothing makes the page wider than the window; otherwise the document's width
+/// and the widest elements that stick out.
+const OVERFLOW: &str = r##"
+const root = document.documentElement;
+if (root.scrollWidth <= window.innerWidth) return [];
+const out = [`document ${root.scrollWidth} px, window ${window.innerWidth} px`];
+for (const el of document.body.querySelectorAll("*")) {
+  const r = el.getBoundingClientRect();
+  if (r.right > window.innerWidth + 0.5) out.push(`${el.tagName.toLowerCase()}${el.id ? "#" + el.id : ""}${el.className ? "." + el.className : ""} right edge ${Math.round(r.right)} px`);
+  if (out.length > 8) break;
+}
+return out;
+"##;
+
+/// axe-core's `axe.min.js`, installed from the npm registry into the target folder the
+/// first time (nothing from npm lives in the repository).
+fn axe_source() -> String {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("axe-core");
+    let package = dir.join("node_modules/axe-core");
+    let installed = std::fs::read_to_string(package.join("package.json"))
+        .ok()
+        .and_then(|p| serde_json::from_str::<Value>(&p).ok())
+        .is_some_and(|p| p["version"] == AXE_VERSION);
+    if !installed {
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = Command::new("npm")
+            .args([
+                "install",
+                "--no-save",
+                "--no-audit",
+                "--no-fund",
+                "--ignore-scripts",
+                "--prefix",
+            ])
+            .arg(&dir)
+            .arg(format!("axe-core@{AXE_VERSION}"))
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("running npm to install axe-core (apt-get install npm; .ci/run does): {e}")
+            });
+        assert!(
+            out.status.success(),
+            "npm install axe-core@{AXE_VERSION} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    std::fs::read_to_string(package.join("axe.min.js")).expect("axe.min.js in the axe-core package")
+}
+
+/// A picture for the article's `image`, served from a port of its own (the article's
+/// `image` is an absolute URL; herald does not serve files).
+fn serve_picture() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/harbour.svg", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        const SVG: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" width="1200" height="500" viewBox="0 0 1200 500"><rect width="1200" height="500" fill="#bcd8ee"/><rect y="330" width="1200" height="170" fill="#2f5f8a"/><path d="M160 330h260l-40 50H200z" fill="#7a4a2a"/><path d="M290 120v200h-110z" fill="#fff"/><circle cx="980" cy="110" r="60" fill="#f7d774"/></svg>"##;
+        for stream in listener.incoming().flatten() {
+            let mut s = stream;
+            let mut buf = [0u8; 2048];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-type: image/svg+xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{SVG}",
+                SVG.len()
+            );
+        }
+    });
+    url
+}
+
 #[cfg_attr(
     not(herald_browser),
     ignore = "Chromium is not installed (apt-get install chromium chromium-driver): the browser test did not run"
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reader_signs_up_confirms_and_unsubscribes_in_a_real_browser() {
+async fn every_page_passes_axe_at_phone_and_desktop_widths_through_sign_up_and_leaving() {
+    let axe = axe_source();
     let smtp = SmtpServer::start();
-    let p = Publication::with_config(
-        "[[newsletter]]\nid = \"weekly\"\ntitle = \"The Weekly\"\nschedule = \"0 7 * * Fri\"\n\n[[newsletter]]\nid = \"daily\"\ntitle = \"Daily\"\nschedule = \"0 7 * * *\"\n",
+    let p = Publication::with_config(NEWSLETTERS);
+    write_articles(&p, &serve_picture());
+    p.article(
+        "columns/long-lines.md",
+        "---\ntitle: A column with long lines\ndate: 2026-11-08\ntags: [Columns]\n---\nA link written out: https://saltmarsh.example/a/very/long/address/that/does/not/break/anywhere/on/its/own/because/it/has/no/spaces/at/all\n\n```\nfn a_very_long_line_of_code_that_goes_on(and_on: u32, and_on_again: u32, and_further: u32) -> u32 { 0 }\n```\n\n| a | wide | table | with | many | columns | that | will | not | fit | on | a | phone |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n| 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11 | 12 | 13 |\n",
     );
+    let local = Local::point(&p).await;
+    let o = p.herald(&["subscribers", "add", "first@example.org", "--confirmed"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = p.herald(&["send", "weekly"]);
+    assert!(o.status.success(), "{}", stderr(&o));
     let secrets = Secrets {
         smtp_url: Some(format!("smtp://127.0.0.1:{}", smtp.port)),
         secret: Some(SECRET.into()),
         admin_token: None,
     };
-    let d = Daemon::start_with(&p, secrets).await;
+    let d = local.start(&p, secrets).await;
     let mut b = Driver::start().await;
+    let mut problems = Vec::new();
 
+    // Reading: from the home page to an article and its tag, by clicking.
+    b.go(&format!("{}/", d.url)).await;
+    b.wait_for_text("Harbour reopens").await;
+    problems.extend(b.audit("home", &axe).await);
+    b.click("article h2 a[href$='/harbour/']").await;
+    b.wait_for_text("After eleven weeks").await;
+    let loaded = b
+        .execute(
+            "const i = document.querySelector('img.lead'); return i.complete && i.naturalWidth",
+        )
+        .await;
+    assert_eq!(loaded, json!(1200), "the article's picture is shown");
+    problems.extend(b.audit("article", &axe).await);
+    b.click("a[rel=tag][href$='/tags/harbour/']").await;
+    b.wait_for_text("tagged “Harbour”").await;
+    problems.extend(b.audit("tag", &axe).await);
+    b.go(&format!("{}/long-lines/", d.url)).await;
+    b.wait_for_text("A column with long lines").await;
+    problems.extend(b.audit("article-long-lines", &axe).await);
+    b.go(&format!("{}/tags/%E6%97%A5%E6%9C%AC%E8%AA%9E/", d.url))
+        .await;
+    b.wait_for_text("日本語").await;
+    problems.extend(b.audit("tag-japanese", &axe).await);
+    b.go(&format!("{}/archive/weekly/", d.url)).await;
+    b.wait_for_text("past issues").await;
+    problems.extend(b.audit("archive", &axe).await);
+    b.go(&format!("{}/no/such/page", d.url)).await;
+    b.wait_for_text("Not found").await;
+    problems.extend(b.audit("not-found", &axe).await);
+
+    // Signing up for both newsletters.
     b.go(&format!("{}/subscribe", d.url)).await;
+    b.wait_for_text("Sent at 07:00, on Friday").await;
+    problems.extend(b.audit("subscribe", &axe).await);
     b.type_into("#email", "browser@example.org").await;
     b.type_into("#name", "Bea Browser").await;
-    b.click("input[value=daily]").await; // untick Daily: only the Weekly
-    b.shot("subscribe-form").await;
+    b.shot("subscribe-filled-in").await;
     b.click("button[type=submit]").await;
     b.wait_for_text("Check your inbox").await;
-    b.shot("check-your-inbox").await;
+    problems.extend(b.audit("check-your-inbox", &axe).await);
 
     assert!(
         smtp.wait_for(1, Duration::from_secs(10)),
@@ -231,21 +460,27 @@ async fn a_reader_signs_up_confirms_and_unsubscribes_in_a_real_browser() {
         .find(|w| w.contains("/confirm/"))
         .expect("a confirm link")
         .to_string();
-    let link = link.replace(BASE, &format!("{}/", d.url));
+    assert!(link.starts_with(&d.url), "{link} points at this daemon");
 
     b.go(&link).await;
     b.wait_for_text("browser@example.org").await;
-    b.shot("confirm-page").await;
+    problems.extend(b.audit("confirm-page", &axe).await);
     b.click("button[type=submit]").await;
     b.wait_for_text("You are subscribed").await;
-    b.shot("confirmed").await;
+    problems.extend(b.audit("confirmed", &axe).await);
+    b.go(&link).await;
+    b.wait_for_text("You are already subscribed").await;
+    problems.extend(b.audit("confirm-link-again", &axe).await);
 
     let store = herald::store::Store::open(&p.site().store_path().unwrap())
         .await
         .unwrap();
     let email = herald::subscribers::Email::parse("browser@example.org").unwrap();
     let s = store.subscriber_by_email(&email).await.unwrap().unwrap();
-    assert_eq!(s.newsletters, vec!["weekly".to_string()]);
+    assert_eq!(
+        s.newsletters,
+        vec!["daily".to_string(), "weekly".to_string()]
+    );
     let token = Keys::from_secrets(SECRET).unwrap().sign(&Claims {
         purpose: Purpose::Unsubscribe,
         subscriber: s.id,
@@ -255,14 +490,22 @@ async fn a_reader_signs_up_confirms_and_unsubscribes_in_a_real_browser() {
     });
     b.go(&format!("{}/unsubscribe/{token}", d.url)).await;
     b.wait_for_text("Unsubscribe from The Weekly").await;
-    b.shot("unsubscribe-page").await;
+    problems.extend(b.audit("unsubscribe-page", &axe).await);
     b.click("form button").await;
-    b.wait_for_text("You are unsubscribed").await;
-    let last = b.shot("unsubscribed").await;
+    b.wait_for_text("You left The Weekly").await;
+    problems.extend(b.audit("unsubscribed-from-one", &axe).await);
     let s = store.subscriber_by_email(&email).await.unwrap().unwrap();
-    assert_eq!(s.status, herald::subscribers::Status::Unsubscribed);
+    assert_eq!(s.status, herald::subscribers::Status::Confirmed);
+    assert_eq!(s.newsletters, vec!["daily".to_string()]);
     store.close().await;
     b.quit().await;
     d.stop().await;
-    println!("screenshots in {}", last.parent().unwrap().display());
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    println!("screenshots in {}", shots.display());
+    assert!(
+        problems.is_empty(),
+        "{} problem(s) found by axe-core {AXE_VERSION} and the overflow check:\n\n{}",
+        problems.len(),
+        problems.join("\n\n")
+    );
 }

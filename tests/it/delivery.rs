@@ -654,6 +654,11 @@ async fn dry_run_preview_test_copy_and_status_from_the_command_line() {
 
     let o = with_relay(&["send", "weekly", "--to", "editor@example.org"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("would make now (2 articles") && stdout(&o).contains("not made yet"),
+        "says what the copy is of: {}",
+        stdout(&o)
+    );
     assert_eq!(
         smtp.messages()[0].rcpt,
         vec!["editor@example.org".to_string()]

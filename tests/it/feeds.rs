@@ -147,7 +147,7 @@ async fn rss_marks_tag_guids_as_not_permalinks_and_validates() {
     assert!(text.contains("<author>ana@news.example.com (Ana)</author>"));
 }
 
-/// What `validate_atom` in DEPENDENCIES.md asks: atom_syndication checks none of it.
+/// What RFC 4287 requires of every feed and entry: atom_syndication checks none of it.
 #[tokio::test]
 async fn atom_has_every_required_element() {
     let p = traps();
@@ -333,4 +333,235 @@ async fn only_configured_formats_are_written() {
     let build = p.build().await;
     assert_eq!(build.feeds.keys().collect::<Vec<_>>(), ["atom.xml"]);
     assert!(!p.path().join("feeds/rss.xml").exists());
+}
+
+/// The item's summary as a reader shows it: RSS `<description>` is HTML, the others text.
+fn summary_text(file: &str, e: &feed_rs::model::Entry) -> String {
+    let s = e.summary.as_ref().expect("summary present");
+    if file == "rss.xml" {
+        decode(&s.content)
+    } else {
+        s.content.clone()
+    }
+}
+
+fn json_items(p: &Publication, rel: &str) -> Vec<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_slice(&p.read(&format!("feeds/{rel}"))).unwrap();
+    v["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn atom_titles_and_summaries_are_plain_text_shown_as_written() {
+    let p = Publication::new();
+    p.article(
+        "amp.md",
+        "---\ntitle: \"Fish & Chips <3, a<b, &amp; 'q' \\\"qq\\\"\"\ndate: 2026-05-01\nsummary: \"Tom & Jerry <3 &amp; a<b\"\n---\nBody.\n",
+    );
+    p.build().await;
+    let bytes = String::from_utf8(p.read("feeds/atom.xml")).unwrap();
+    assert!(!bytes.contains("type=\"html\">Fish"), "{bytes}");
+    assert!(!bytes.contains("<summary type="), "{bytes}");
+    let feed = p.feed("atom.xml");
+    let title = feed.title.as_ref().unwrap();
+    assert_eq!(title.content_type.essence().to_string(), "text/plain");
+    assert_eq!(title.content, "Test News");
+    let subtitle = feed.description.as_ref().unwrap();
+    assert_eq!(subtitle.content_type.essence().to_string(), "text/plain");
+    assert_eq!(subtitle.content, "Tests & <checks>");
+    let e = &feed.entries[0];
+    let title = e.title.as_ref().unwrap();
+    assert_eq!(title.content_type.essence().to_string(), "text/plain");
+    assert_eq!(title.content, "Fish & Chips <3, a<b, &amp; 'q' \"qq\"");
+    let summary = e.summary.as_ref().unwrap();
+    assert_eq!(summary.content_type.essence().to_string(), "text/plain");
+    assert_eq!(summary.content, "Tom & Jerry <3 &amp; a<b");
+    // The other formats say the same.
+    for file in ["rss.xml", "feed.json"] {
+        let e = &p.feed(file).entries[0];
+        assert_eq!(
+            e.title.as_ref().unwrap().content,
+            "Fish & Chips <3, a<b, &amp; 'q' \"qq\"",
+            "{file}"
+        );
+        assert_eq!(summary_text(file, e), "Tom & Jerry <3 &amp; a<b", "{file}");
+    }
+}
+
+#[tokio::test]
+async fn generated_summaries_have_no_space_before_punctuation() {
+    let p = Publication::new();
+    p.article(
+        "md.md",
+        "---\ntitle: Markdown\ndate: 2026-05-02\n---\n## Heading\n\nhello <b>x</b>, then [left](/l). *Done*; `code`: **bold**!\n\nSecond.\n",
+    );
+    p.article(
+        "page.html",
+        "---\ntitle: HTML\ndate: 2026-05-01\n---\n<p>Caf&eacute; <em>au</em> lait&nbsp;&amp; <a href=\"x\">cr&egrave;me</a>, line<br>break.</p>\n",
+    );
+    p.build().await;
+    for file in ["rss.xml", "atom.xml", "feed.json"] {
+        let feed = p.feed(file);
+        assert_eq!(
+            summary_text(file, &feed.entries[0]),
+            "hello x, then left. Done; code: bold!",
+            "{file}"
+        );
+        assert_eq!(
+            summary_text(file, &feed.entries[1]),
+            "Café au lait & crème, line break.",
+            "{file}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn front_matter_summaries_lose_their_element_tags() {
+    let p = Publication::new();
+    p.article(
+        "s.md",
+        "---\ntitle: S\ndate: 2026-05-01\nsummary: \"<b>Bold</b> news, <i>really</i> & Vec<T> <br/>done\"\n---\nBody.\n",
+    );
+    p.build().await;
+    for file in ["rss.xml", "atom.xml", "feed.json"] {
+        let e = &p.feed(file).entries[0];
+        assert_eq!(
+            summary_text(file, e),
+            "Bold news, really & Vec<T> done",
+            "{file}"
+        );
+    }
+    let items = json_items(&p, "feed.json");
+    assert_eq!(items[0]["summary"], "Bold news, really & Vec<T> done");
+}
+
+/// The `(href, id)` of every footnote reference in `html`, and the ids it defines.
+fn footnotes(html: &str) -> (Vec<String>, Vec<String>) {
+    let hrefs = html
+        .split("<a href=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .filter(|h| h.contains("#herald-fn-"))
+        .map(str::to_string)
+        .collect();
+    let ids = html
+        .split(" id=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .map(str::to_string)
+        .collect();
+    (hrefs, ids)
+}
+
+#[tokio::test]
+async fn footnotes_link_into_their_own_article() {
+    let p = Publication::new();
+    let text = |day: u32| {
+        format!(
+            "---\ntitle: T\ndate: 2026-05-0{day}\n---\nA claim[^1] and a second[^why].\n\n[^1]: The source.\n[^why]: Because.\n"
+        )
+    };
+    p.article("one.md", &text(2));
+    p.article("two.md", &text(1));
+    p.build().await;
+    for file in ["rss.xml", "atom.xml", "feed.json"] {
+        let feed = p.feed(file);
+        let mut all_ids = Vec::new();
+        for (e, slug) in feed.entries.iter().zip(["one", "two"]) {
+            let html = e.content.as_ref().and_then(|c| c.body.clone()).unwrap();
+            let (hrefs, ids) = footnotes(&html);
+            assert_eq!(hrefs.len(), 2, "{file}: {html}");
+            assert_eq!(ids.len(), 2, "{file}: {html}");
+            for (href, id) in hrefs.iter().zip(&ids) {
+                let page = format!("https://news.example.com/{slug}/");
+                assert_eq!(*href, format!("{page}#{id}"), "{file}: {html}");
+                assert!(id.starts_with("herald-fn-"), "{file}: {id}");
+            }
+            all_ids.extend(ids);
+        }
+        let distinct: std::collections::HashSet<_> = all_ids.iter().collect();
+        assert_eq!(distinct.len(), 4, "{file}: ids clash: {all_ids:?}");
+    }
+}
+
+#[tokio::test]
+async fn images_reach_every_format_with_their_media_type() {
+    let p = Publication::new();
+    let cases = [
+        (
+            "a",
+            "img/photo.jpg",
+            "https://news.example.com/img/photo.jpg",
+            Some("image/jpeg"),
+        ),
+        (
+            "b",
+            "https://cdn.example.net/p/x.PNG?w=600&h=4",
+            "https://cdn.example.net/p/x.PNG?w=600&h=4",
+            Some("image/png"),
+        ),
+        (
+            "c",
+            "/d.svg",
+            "https://news.example.com/d.svg",
+            Some("image/svg+xml"),
+        ),
+        (
+            "d",
+            "/e.webp",
+            "https://news.example.com/e.webp",
+            Some("image/webp"),
+        ),
+        ("e", "/f.heic", "https://news.example.com/f.heic", None),
+    ];
+    for (day, (slug, image, _, _)) in cases.iter().enumerate() {
+        p.article(
+            &format!("{slug}.md"),
+            &format!(
+                "---\ntitle: {slug}\ndate: 2026-05-{:02}\nimage: \"{image}\"\n---\nx\n",
+                20 - day
+            ),
+        );
+    }
+    p.article("none.md", "---\ntitle: none\ndate: 2026-05-01\n---\nx\n");
+    p.build().await;
+
+    let rss = p.feed("rss.xml");
+    let atom = p.feed("atom.xml");
+    let json = json_items(&p, "feed.json");
+    for (i, (slug, _, url, kind)) in cases.iter().enumerate() {
+        let media: Vec<_> = rss.entries[i]
+            .media
+            .iter()
+            .flat_map(|m| &m.content)
+            .collect();
+        assert_eq!(media.len(), 1, "rss {slug}");
+        assert_eq!(media[0].url.as_ref().unwrap().as_str(), *url, "rss {slug}");
+        assert_eq!(
+            media[0].content_type.as_ref().map(|t| t.to_string()),
+            kind.map(str::to_string),
+            "rss {slug}"
+        );
+        let links: Vec<_> = atom.entries[i]
+            .links
+            .iter()
+            .filter(|l| l.rel.as_deref() == Some("enclosure"))
+            .collect();
+        assert_eq!(links.len(), 1, "atom {slug}");
+        assert_eq!(links[0].href, *url, "atom {slug}");
+        assert_eq!(links[0].media_type.as_deref(), *kind, "atom {slug}");
+        assert_eq!(json[i]["image"], *url, "json {slug}");
+    }
+    assert!(rss.entries[5].media.is_empty());
+    assert!(
+        atom.entries[5]
+            .links
+            .iter()
+            .all(|l| l.rel.as_deref() != Some("enclosure"))
+    );
+    assert!(json[5].get("image").is_none());
+    let text = String::from_utf8(p.read("feeds/rss.xml")).unwrap();
+    assert!(
+        text.contains("xmlns:media=\"http://search.yahoo.com/mrss/\""),
+        "{text}"
+    );
 }

@@ -2,7 +2,29 @@
 
 use std::io::Read;
 
+use chrono::{DateTime, Utc};
+
 use super::helpers::*;
+
+fn last_modified(r: &reqwest::Response) -> DateTime<Utc> {
+    let v = r.headers()["last-modified"].to_str().unwrap();
+    httpdate::parse_http_date(v)
+        .unwrap_or_else(|e| panic!("Last-Modified {v:?}: {e}"))
+        .into()
+}
+
+async fn conditional(d: &Daemon, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = d.client.get(format!("{}{path}", d.url));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
+/// Waits until the second changes, so a change made next gets a later `Last-Modified`.
+async fn next_second() {
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+}
 
 async fn daemon() -> (Publication, Daemon) {
     let p = Publication::new();
@@ -35,16 +57,12 @@ async fn feeds_are_served_with_their_media_types() {
         assert_eq!(r.headers()["content-type"], ty, "{path}");
         assert_eq!(r.headers()["cache-control"], "public, max-age=300");
         assert_eq!(r.headers()["vary"], "Accept-Encoding");
-        assert_eq!(
-            r.headers()["last-modified"],
-            "Sat, 02 May 2026 09:30:00 GMT".replace(
-                "Sat, 02 May 2026 09:30:00",
-                if path.contains("tags") {
-                    "Fri, 01 May 2026 09:00:00"
-                } else {
-                    "Sat, 02 May 2026 09:30:00"
-                }
-            )
+        // When the file was built, not the newest entry's date (2026-05-02).
+        let modified = last_modified(&r);
+        assert!(modified <= Utc::now(), "{path}: {modified}");
+        assert!(
+            Utc::now() - modified < chrono::Duration::minutes(1),
+            "{path}: {modified}"
         );
         let etag = r.headers()["etag"].to_str().unwrap().to_string();
         assert!(
@@ -231,5 +249,117 @@ async fn websub_hub_is_advertised_in_headers_and_feeds() {
     );
     let json: serde_json::Value = d.get("/feeds/feed.json").await.json().await.unwrap();
     assert_eq!(json["hubs"][0]["url"], "https://hub.example.com/");
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_modified_is_when_the_bytes_changed_and_survives_a_restart() {
+    let started = Utc::now() - chrono::Duration::seconds(1);
+    let p = Publication::new();
+    p.article(
+        "a.md",
+        "---\ntitle: Alpha\ndate: 2026-05-01T09:00:00Z\ntags: [news]\n---\nx\n",
+    );
+    let d = Daemon::start(&p).await;
+    let first = d.get("/feeds/atom.xml").await;
+    let lm = first.headers()["last-modified"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let etag = first.headers()["etag"].to_str().unwrap().to_string();
+    let modified = last_modified(&first);
+    assert!(
+        modified >= started,
+        "{modified} is the build's time, not an entry's"
+    );
+    assert!(modified <= Utc::now());
+    d.stop().await;
+
+    // A restart (a second later) rebuilds the same bytes: same time, same ETag.
+    next_second().await;
+    let d = Daemon::start(&p).await;
+    let again = d.get("/feeds/atom.xml").await;
+    assert_eq!(again.headers()["last-modified"], lm.as_str());
+    assert_eq!(again.headers()["etag"], etag.as_str());
+    let r = conditional(&d, "/feeds/atom.xml", &[("If-Modified-Since", &lm)]).await;
+    assert_eq!(r.status(), 304, "unchanged bytes, If-Modified-Since only");
+
+    // A back-dated article changes the bytes but not the newest entry: the time moves.
+    next_second().await;
+    p.article(
+        "old.md",
+        "---\ntitle: Back-dated\ndate: 2020-01-01T09:00:00Z\n---\nx\n",
+    );
+    assert!(
+        eventually(5.0, || async {
+            d.text("/feeds/atom.xml").await.contains("Back-dated")
+        })
+        .await
+        .is_some()
+    );
+    let r = conditional(&d, "/feeds/atom.xml", &[("If-Modified-Since", &lm)]).await;
+    assert_eq!(r.status(), 200, "changed bytes, If-Modified-Since only");
+    let newer = r.headers()["last-modified"].to_str().unwrap().to_string();
+    assert!(last_modified(&r) > modified, "{newer} after {lm}");
+    let r = conditional(&d, "/feeds/atom.xml", &[("If-Modified-Since", &newer)]).await;
+    assert_eq!(r.status(), 304);
+    // If-None-Match still wins over If-Modified-Since.
+    let r = conditional(
+        &d,
+        "/feeds/atom.xml",
+        &[("If-None-Match", &etag), ("If-Modified-Since", &newer)],
+    )
+    .await;
+    assert_eq!(r.status(), 200, "a stale ETag beats a fresh date");
+    // The tag feed did not change: its time stays.
+    let tag = d.get("/feeds/tags/news/atom.xml").await;
+    assert_eq!(last_modified(&tag), modified);
+
+    // `updated` in the future moves Last-Modified to now, never past it.
+    p.article(
+        "a.md",
+        "---\ntitle: Alpha\ndate: 2026-05-01T09:00:00Z\nupdated: 2099-01-01T00:00:00Z\ntags: [news]\n---\nx\n",
+    );
+    assert!(
+        eventually(5.0, || async {
+            d.text("/feeds/atom.xml").await.contains("2099")
+        })
+        .await
+        .is_some()
+    );
+    let r = d.get("/feeds/atom.xml").await;
+    assert!(last_modified(&r) <= Utc::now());
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_changes_within_one_second_still_reach_an_if_modified_since_client() {
+    let p = Publication::with_config("[feeds]\nper_tag = false\n");
+    p.article("a.md", "---\ntitle: One\ndate: 2026-05-01\n---\nx\n");
+    let d = Daemon::start(&p).await;
+    let mut seen = d.get("/feeds/rss.xml").await;
+    // Each change is fetched by an If-Modified-Since-only client right after it is served.
+    for n in 0..4 {
+        let title = format!("Quick {n}");
+        p.article(
+            &format!("q{n}.md"),
+            &format!("---\ntitle: {title}\ndate: 2026-04-0{}\n---\nx\n", n + 1),
+        );
+        assert!(
+            eventually(5.0, || async {
+                d.text("/feeds/rss.xml").await.contains(&title)
+            })
+            .await
+            .is_some()
+        );
+        let lm = seen.headers()["last-modified"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let r = conditional(&d, "/feeds/rss.xml", &[("If-Modified-Since", &lm)]).await;
+        assert_eq!(r.status(), 200, "change {n} after Last-Modified {lm}");
+        assert!(last_modified(&r) <= Utc::now());
+        seen = r;
+    }
     d.stop().await;
 }

@@ -6,23 +6,33 @@ mod helpers;
 /// A real SMTP server in this process, with fault injection.
 mod smtp;
 
-/// Article files in, settled articles out: front matter, defaults, drafts, bad files.
+/// Article files in, settled articles out: front matter, defaults, drafts, bad files, the
+/// file tree (links, loops, size limits, a vanished folder).
 mod articles;
 /// Sign-up to unsubscribe in headless Chromium, with screenshots.
 mod browser;
 /// The `herald` binary: init, check, build, exit codes, messages.
 mod cli;
-/// `herald run`: rebuilding on file changes and when scheduled articles fall due.
+/// `herald run`: rebuilding on file changes (not on reads) and when scheduled articles fall
+/// due, logging problems once, restarting tasks that panic.
 mod daemon;
 /// Digests through faulty SMTP, kill -9, SIGTERM, a relay that is down; the scheduler.
 mod delivery;
+/// What a digest shows its reader: size budget, footer, dates, test copies, the archive page.
+mod digests;
 /// Feed bytes: parsed back by feed-rs, escaping and sanitizing traps, stable output.
 mod feeds;
 /// Hostile clients and input: slow sockets, descriptor exhaustion, spoofing, formulas.
 mod hostile;
-/// The HTTP surface: media types, ETags, 304s, gzip, home page.
+/// The HTTP surface: media types, ETags, Last-Modified, 304s, gzip, home page.
 mod http;
 /// `herald subscribers`: CSV import and export, add, remove.
 mod import;
+/// Article and tag pages, conditional GET, every emitted link answering, page wording.
+mod pages;
+/// A real feed reader (newsboat) polling `herald run` through new, back-dated and edited articles.
+mod readers;
 /// Sign-up, confirmation, unsubscription, the admin API, with real SMTP.
 mod subscribers;
+/// Random Unicode, entities, markup and controls through parsing, summaries and feeds.
+mod text;
