@@ -167,16 +167,57 @@ impl FeedFormat {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     pub bind: String,
-    /// Behind a reverse proxy: take the client address from the last `X-Forwarded-For`
-    /// entry (for per-client rate limits). Only turn on when a proxy sets that header.
-    pub trust_proxy: bool,
+    /// Behind reverse proxies: how many of them append to `X-Forwarded-For` (`true` is one).
+    /// The client address is the one the outermost trusted proxy saw.
+    pub trust_proxy: TrustedHops,
+    /// A client must send a request's whole header within this long, or the connection
+    /// is closed (slow-header clients hold no socket for long).
+    pub header_read_timeout: HumanDuration,
+    /// A keep-alive connection with no traffic for this long is closed.
+    pub idle_timeout: HumanDuration,
+    /// Open connections at most; more wait in the listen queue. Never more than half of
+    /// the process's file-descriptor limit, so the store, feeds and SMTP keep theirs.
+    pub max_connections: usize,
+    /// A request whose handler takes longer than this is answered 408 (or 503).
+    pub request_timeout: HumanDuration,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             bind: "127.0.0.1:8080".into(),
-            trust_proxy: false,
+            trust_proxy: TrustedHops(0),
+            header_read_timeout: HumanDuration(Duration::from_secs(10)),
+            idle_timeout: HumanDuration(Duration::from_secs(60)),
+            max_connections: 1024,
+            request_timeout: HumanDuration(Duration::from_secs(30)),
+        }
+    }
+}
+
+/// How many proxies in front of herald append to `X-Forwarded-For`: `false` (none, the
+/// default: the header is ignored), `true` (one) or a number up to 10.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TrustedHops(pub usize);
+
+impl<'de> Deserialize<'de> for TrustedHops {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Flag(bool),
+            Count(i64),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "trust_proxy must be true, false or a number of proxies (0 to 10)",
+            )
+        })? {
+            Raw::Flag(b) => Ok(TrustedHops(b as usize)),
+            Raw::Count(n) if (0..=10).contains(&n) => Ok(TrustedHops(n as usize)),
+            Raw::Count(n) => Err(serde::de::Error::custom(format!(
+                "trust_proxy = {n}: give the number of proxies in front of herald, 0 to 10"
+            ))),
         }
     }
 }
@@ -708,6 +749,21 @@ impl Config {
                 "rate_per_second",
                 "mail.rate_per_second must be more than 0".into(),
             );
+        }
+        if self.http.max_connections == 0 {
+            return fail(
+                "max_connections",
+                "http.max_connections must be at least 1".into(),
+            );
+        }
+        for (key, d) in [
+            ("header_read_timeout", self.http.header_read_timeout),
+            ("idle_timeout", self.http.idle_timeout),
+            ("request_timeout", self.http.request_timeout),
+        ] {
+            if d.0.is_zero() {
+                return fail(key, format!("http.{key} must be more than 0"));
+            }
         }
         if self.mail.connections == 0 || self.mail.connections > 64 {
             return fail(

@@ -39,7 +39,6 @@ use crate::publish::{Build, Publisher};
 use crate::store::Store;
 use crate::subscribers::confirmations::Confirmations;
 use crate::templates::Templates;
-use secrecy::SecretString;
 use tokio::sync::Notify;
 
 /// Quiet time after a file event before rebuilding (editors write in bursts).
@@ -76,7 +75,8 @@ pub async fn run(
         crate::subscribers::confirmations::load_keys(&store, secrets.secret.as_deref()).await?;
     let transport =
         Transport::from_site(&site, secrets.smtp_url.as_deref()).map_err(crate::cli::BadInput)?;
-    let admin_token = secrets.admin_token.clone().map(SecretString::from);
+    let admin_token = crate::http::api::admin_token(secrets.admin_token.as_deref())
+        .map_err(crate::cli::BadInput)?;
     if admin_token.is_none() {
         tracing::info!("admin API off (set HERALD_ADMIN_TOKEN to turn it on)");
     }

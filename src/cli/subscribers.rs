@@ -196,6 +196,12 @@ async fn dispatch(site: &Arc<Site>, store: &Store, cmd: Command) -> anyhow::Resu
             .await
             .map_err(|e| BadInput(format!("{e:#}")))?;
             bar.finish_and_clear();
+            if let Some(all) = &report.defaults.newsletters {
+                println!(
+                    "no `newsletters` column: every row is subscribed to every newsletter ({})",
+                    all.join(", ")
+                );
+            }
             for b in &report.bad {
                 eprintln!("{}:{}", file.display(), b.trim_start_matches("line "));
             }

@@ -3,14 +3,17 @@
 //! Errors are JSON: `{"error": "...", "field": "..."}`.
 
 use axum::Router;
-use axum::extract::{Path, Query, Request, State};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, body::Bytes};
 use chrono::Utc;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 use super::App;
@@ -39,7 +42,34 @@ fn error(status: StatusCode, field: Option<&str>, message: impl Into<String>) ->
     (status, Json(body)).into_response()
 }
 
-async fn authorize(State(app): State<App>, req: Request, next: Next) -> Response {
+/// The admin token from `HERALD_ADMIN_TOKEN`: off when unset, refused when shorter than
+/// [`MIN_ADMIN_TOKEN`] characters (a short token is guessed, throttling or not).
+pub fn admin_token(raw: Option<&str>) -> Result<Option<SecretString>, String> {
+    match raw.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(t) if t.chars().count() < MIN_ADMIN_TOKEN => Err(format!(
+            "HERALD_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN} characters (32 random bytes, hex or base64, is best)"
+        )),
+        Some(t) => Ok(Some(SecretString::from(t.to_string()))),
+    }
+}
+
+/// Shortest admin token accepted, as for `HERALD_SECRET`.
+pub const MIN_ADMIN_TOKEN: usize = 16;
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme in any case).
+fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+async fn authorize(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
     let Some(expected) = app.admin_token() else {
         return error(
             StatusCode::NOT_FOUND,
@@ -47,15 +77,24 @@ async fn authorize(State(app): State<App>, req: Request, next: Next) -> Response
             "the admin API is off: set HERALD_ADMIN_TOKEN to turn it on",
         );
     };
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match given {
+    let client = app.client_ip(peer, req.headers());
+    let now = Instant::now();
+    if let Some(left) = app.auth_failures().blocked(client, now) {
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            None,
+            "too many failed authentications from this address; try again later",
+        );
+        if let Ok(v) = header::HeaderValue::from_str(&(left.as_secs() + 1).to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
+    }
+    match bearer(req.headers()) {
         Some(token) if secrets_equal(token, expected.expose_secret()) => next.run(req).await,
         _ => {
+            app.auth_failures().failed(client, now);
+            tracing::warn!("admin API: failed authentication from {client}");
             let mut r = error(
                 StatusCode::UNAUTHORIZED,
                 None,

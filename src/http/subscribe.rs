@@ -36,6 +36,7 @@ struct SignUpForm {
 }
 
 /// A field at fault, for the form page and for JSON (`{"error", "field"}`).
+#[derive(Debug)]
 struct FieldError {
     field: &'static str,
     message: String,
@@ -89,10 +90,7 @@ pub async fn sign_up(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json"));
+    let json = super::has_media_type(&headers, "application/json");
     let ip = app.client_ip(peer, &headers);
     if !app.allow_signup(ip) {
         let text =
@@ -154,8 +152,8 @@ pub async fn sign_up(
         .await
     {
         Ok(SignUp::Queued { .. }) => app.wake_confirmations(),
-        Ok(SignUp::RateLimited) => {
-            tracing::info!("sign-up for {email}: daily confirmation emails used up; none sent")
+        Ok(SignUp::Refused(why)) => {
+            tracing::info!("sign-up for {email}: no confirmation email sent ({why:?})")
         }
         Err(e) => {
             tracing::error!("sign-up for {email}: {e:#}");
@@ -589,4 +587,39 @@ fn internal(app: &App, e: anyhow::Error) -> Response {
         "Something went wrong",
         "Something went wrong on our side; nothing was changed. Please try again later.",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Whatever bytes arrive, both body parsers answer: a form, or a field error.
+        #[test]
+        fn any_body_is_answered(body in proptest::collection::vec(any::<u8>(), 0..400), text in ".{0,200}") {
+            let _ = parse_form(&body);
+            let _ = parse_json(&body);
+            let _ = parse_form(text.as_bytes());
+            let quoted = serde_json::to_string(&text).unwrap();
+            let json = format!("{{\"email\": {quoted}, \"newsletters\": [{quoted}], \"name\": {quoted}}}");
+            let f = parse_json(json.as_bytes());
+            prop_assert!(f.is_ok());
+            prop_assert_eq!(f.unwrap().email, text);
+        }
+    }
+
+    #[test]
+    fn json_fields_of_the_wrong_type_are_named() {
+        let e = parse_json(br#"{"email": 5}"#).err().unwrap();
+        assert_eq!(e.field, "email");
+        let e = parse_json(br#"{"email": "a@b.org", "newsletters": "daily"}"#)
+            .err()
+            .unwrap();
+        assert_eq!(e.field, "newsletters");
+        let e = parse_json(b"[1,2]").err().unwrap();
+        assert_eq!(e.field, "body");
+    }
 }

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::{Store, from_ms, to_ms};
-use crate::subscribers::{Email, Evidence, Status, tokens};
+use crate::subscribers::{Email, Evidence, Refusal, Status, may_send_confirmation, tokens};
 
 /// A subscriber as stored, with the newsletters it receives.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -60,8 +60,8 @@ fn subscriber_from(row: &sqlx::sqlite::SqliteRow) -> Result<Subscriber, sqlx::Er
 pub enum SignUp {
     /// A confirmation email is queued.
     Queued { subscriber: i64 },
-    /// The address had its daily share of confirmation emails; nothing changed.
-    RateLimited,
+    /// No email may go to this address now (see [`Refusal`]); nothing changed.
+    Refused(Refusal),
 }
 
 /// What a confirmation did.
@@ -126,7 +126,6 @@ pub struct ConfirmJob {
     pub attempts: i64,
     pub created: DateTime<Utc>,
     pub email: String,
-    pub name: String,
     pub status: Status,
     /// Whether the subscriber still waits for this very link.
     pub current: bool,
@@ -160,8 +159,10 @@ fn join_ids(ids: &[String]) -> String {
 }
 
 impl Store {
-    /// Records a sign-up from the form or the API and queues the confirmation email, unless
-    /// the address already had `per_day` of them in the last 24 hours.
+    /// Records a sign-up from the form or the public JSON endpoint and queues the
+    /// confirmation email, when [`may_send_confirmation`] allows it. What the request says
+    /// (the name typed, the consent evidence) is kept beside the record as the pending
+    /// sign-up: the record itself changes only when the person confirms.
     #[allow(clippy::too_many_arguments)]
     pub async fn sign_up(
         &self,
@@ -174,101 +175,81 @@ impl Store {
         link_lifetime: Duration,
     ) -> anyhow::Result<SignUp> {
         let key = email.key();
+        let now_ms = to_ms(now);
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let recent: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM confirmation_mails WHERE email_key = $1 AND created_ms > $2",
+        let (sent_24h, last): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(CASE WHEN created_ms > $2 THEN 1 END), MAX(created_ms)
+             FROM confirmation_mails WHERE email_key = $1",
         )
         .bind(&key)
-        .bind(to_ms(now) - 86_400_000)
+        .bind(now_ms - 86_400_000)
         .fetch_one(&mut *tx)
         .await?;
-        if recent >= per_day as i64 {
-            return Ok(SignUp::RateLimited);
-        }
         let existing = sqlx::query(
             "SELECT id, status, pending_nonce, pending_since_ms, pending_newsletters FROM subscribers WHERE email_key = $1",
         )
         .bind(&key)
         .fetch_optional(&mut *tx)
         .await?;
-        let now_ms = to_ms(now);
-        let (id, nonce) = match existing {
+        let status = match &existing {
+            Some(row) => Some(
+                row.try_get::<String, _>("status")?
+                    .parse::<Status>()
+                    .map_err(anyhow::Error::msg)?,
+            ),
+            None => None,
+        };
+        if let Err(why) = may_send_confirmation(status, sent_24h, per_day, last.map(from_ms), now) {
+            return Ok(SignUp::Refused(why));
+        }
+        let lifetime = link_lifetime.as_millis() as i64;
+        let (id, nonce, since, wanted) = match existing {
             None => {
-                let nonce = tokens::nonce();
                 let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO subscribers (email, email_key, name, status, created_ms, updated_ms,
-                         consent_ms, consent_source, consent_ip, consent_user_agent,
-                         pending_nonce, pending_since_ms, pending_newsletters)
-                     VALUES ($1, $2, $3, 'pending', $4, $4, $4, $5, $6, $7, $8, $4, $9) RETURNING id",
+                    "INSERT INTO subscribers (email, email_key, status, created_ms, updated_ms)
+                     VALUES ($1, $2, 'pending', $3, $3) RETURNING id",
                 )
                 .bind(email.as_str())
                 .bind(&key)
-                .bind(name)
                 .bind(now_ms)
-                .bind(&ev.source)
-                .bind(&ev.ip)
-                .bind(&ev.user_agent)
-                .bind(&nonce)
-                .bind(join_ids(newsletters))
                 .fetch_one(&mut *tx)
                 .await?;
-                (id, nonce)
+                (id, tokens::nonce(), now_ms, newsletters.to_vec())
             }
             Some(row) => {
                 let id: i64 = row.try_get("id")?;
-                let status: String = row.try_get("status")?;
-                let status: Status = status.parse().map_err(anyhow::Error::msg)?;
                 let old_nonce: Option<String> = row.try_get("pending_nonce")?;
                 let since: Option<i64> = row.try_get("pending_since_ms")?;
                 let mut wanted: Vec<String> = newsletters.to_vec();
                 // A link still within its lifetime is reused, so every email sent for this
                 // address carries a working link; the newsletters asked for accumulate.
-                let nonce = match (old_nonce, since) {
-                    (Some(n), Some(s)) if now_ms - s < link_lifetime.as_millis() as i64 => {
+                match (old_nonce, since) {
+                    (Some(n), Some(s)) if now_ms - s < lifetime => {
                         let pending: String = row.try_get("pending_newsletters")?;
                         wanted.extend(split_ids(&pending));
-                        n
+                        (id, n, s, wanted)
                     }
-                    _ => tokens::nonce(),
-                };
-                let since = since
-                    .filter(|s| now_ms - s < link_lifetime.as_millis() as i64)
-                    .unwrap_or(now_ms);
-                // Evidence and name change only for someone who is not confirmed: an
-                // unauthenticated form post must not rewrite a confirmed record.
-                if status == Status::Confirmed {
-                    sqlx::query(
-                        "UPDATE subscribers SET pending_nonce = $2, pending_since_ms = $3, pending_newsletters = $4, updated_ms = $5 WHERE id = $1",
-                    )
-                    .bind(id)
-                    .bind(&nonce)
-                    .bind(since)
-                    .bind(join_ids(&wanted))
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?;
-                } else {
-                    sqlx::query(
-                        "UPDATE subscribers SET pending_nonce = $2, pending_since_ms = $3, pending_newsletters = $4,
-                             updated_ms = $5, name = CASE WHEN $6 = '' THEN name ELSE $6 END,
-                             consent_ms = $5, consent_source = $7, consent_ip = $8, consent_user_agent = $9
-                         WHERE id = $1",
-                    )
-                    .bind(id)
-                    .bind(&nonce)
-                    .bind(since)
-                    .bind(join_ids(&wanted))
-                    .bind(now_ms)
-                    .bind(name)
-                    .bind(&ev.source)
-                    .bind(&ev.ip)
-                    .bind(&ev.user_agent)
-                    .execute(&mut *tx)
-                    .await?;
+                    _ => (id, tokens::nonce(), now_ms, wanted),
                 }
-                (id, nonce)
             }
         };
+        sqlx::query(
+            "UPDATE subscribers SET pending_nonce = $2, pending_since_ms = $3, pending_newsletters = $4,
+                 pending_name = $5, pending_consent_ms = $6, pending_consent_source = $7,
+                 pending_consent_ip = $8, pending_consent_user_agent = $9, updated_ms = $6
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&nonce)
+        .bind(since)
+        .bind(join_ids(&wanted))
+        .bind(name)
+        .bind(now_ms)
+        .bind(&ev.source)
+        .bind(&ev.ip)
+        .bind(&ev.user_agent)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO confirmation_mails (subscriber_id, email_key, nonce, status, created_ms, next_attempt_ms)
              VALUES ($1, $2, $3, 'queued', $4, $4)",
@@ -307,9 +288,17 @@ impl Store {
         let email: String = row.try_get("email")?;
         let wanted = split_ids(&row.try_get::<String, _>("pending_newsletters")?);
         let now_ms = to_ms(now);
+        // The request's name and evidence become the record's now, and only now.
         sqlx::query(
             "UPDATE subscribers SET status = 'confirmed', confirmed_ms = $2, unsubscribed_ms = NULL,
-                 pending_nonce = NULL, pending_since_ms = NULL, pending_newsletters = '', updated_ms = $2
+                 name = CASE WHEN pending_name = '' THEN name ELSE pending_name END,
+                 consent_ms = COALESCE(pending_consent_ms, consent_ms),
+                 consent_source = COALESCE(pending_consent_source, consent_source),
+                 consent_ip = CASE WHEN pending_consent_ms IS NULL THEN consent_ip ELSE pending_consent_ip END,
+                 consent_user_agent = CASE WHEN pending_consent_ms IS NULL THEN consent_user_agent ELSE pending_consent_user_agent END,
+                 pending_nonce = NULL, pending_since_ms = NULL, pending_newsletters = '', pending_name = '',
+                 pending_consent_ms = NULL, pending_consent_source = NULL, pending_consent_ip = NULL,
+                 pending_consent_user_agent = NULL, updated_ms = $2
              WHERE id = $1",
         )
         .bind(id)
@@ -677,7 +666,7 @@ impl Store {
             let subscriber: i64 = r.try_get("subscriber_id")?;
             let nonce: String = r.try_get("nonce")?;
             let s = sqlx::query(
-                "SELECT email, name, status, pending_nonce, pending_newsletters FROM subscribers WHERE id = $1",
+                "SELECT email, status, pending_nonce, pending_newsletters FROM subscribers WHERE id = $1",
             )
             .bind(subscriber)
             .fetch_optional(&self.write)
@@ -692,7 +681,6 @@ impl Store {
                 attempts: r.try_get("attempts")?,
                 created: from_ms(r.try_get("created_ms")?),
                 email: s.try_get("email")?,
-                name: s.try_get("name")?,
                 status: s
                     .try_get::<String, _>("status")?
                     .parse()

@@ -165,7 +165,11 @@ pub fn confirm_url(site: &Site, keys: &Keys, job: &ConfirmJob) -> String {
     site.config.site.url(&format!("confirm/{token}"))
 }
 
-/// The confirmation email: text and HTML from the templates, confirmation only.
+/// The confirmation email: text and HTML from the templates, confirmation only. It carries
+/// no text chosen by whoever filled in the form — not the name they typed (`subscriber.name`
+/// is always empty here, and `To` has no display name) — so the form cannot be used to
+/// send a message of someone's choosing to any address. The name is used once the person
+/// confirms.
 pub fn render(
     site: &Site,
     templates: &Templates,
@@ -187,7 +191,7 @@ pub fn render(
             "base_url": cfg.site.base_url.0.as_str(),
             "language": cfg.site.language,
         },
-        "subscriber": {"email": job.email, "name": job.name},
+        "subscriber": {"email": job.email, "name": ""},
         "newsletters": newsletters,
         "confirm_url": confirm_url(site, keys, job),
         "expires_at": crate::feeds::rfc3339(job.created + chrono::Duration::from_std(lifetime).unwrap_or_default()),
@@ -205,7 +209,7 @@ pub fn render(
 
     let from = crate::mail::from_mailbox(site).map_err(err)?;
     let to_address: lettre::Address = job.email.parse()?;
-    let to = Mailbox::new((!job.name.is_empty()).then(|| job.name.clone()), to_address);
+    let to = Mailbox::new(None, to_address);
     // Deterministic per queued email: a resend after a crash carries the same id.
     let message_id = format!(
         "<confirm-{}-{}@{}>",

@@ -6,11 +6,12 @@
 //! the good ones are imported. Suppressed addresses stay suppressed whatever the file says;
 //! a row can add a suppression but never lift one. Importing the same file twice changes
 //! nothing the second time. Export writes the same four columns, so `import` reads it back
-//! unchanged.
+//! unchanged; a cell a spreadsheet would run as a formula (`=HYPERLINK(…)` typed into the
+//! public form as a name) is written with a leading `'`, which import takes off again.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 
 use chrono::{DateTime, Utc};
 
@@ -32,6 +33,8 @@ pub struct Report {
     pub kept_suppressed: u64,
     /// `line N: reason`, one per rejected row.
     pub bad: Vec<String>,
+    /// What rows got that the file did not say.
+    pub defaults: Defaults,
 }
 
 /// What to do with one row, given what the store has.
@@ -94,8 +97,23 @@ impl crate::store::subscribers::AsImportDecision for Decision {
     }
 }
 
+/// The columns an import reads.
+const COLUMNS: [&str; 4] = ["email", "name", "newsletters", "status"];
+
+/// What a row did not hold in the file: the default newsletters, said once.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Defaults {
+    /// There was no `newsletters` column: every row gets these (every newsletter, as
+    /// `subscribers add` does).
+    pub newsletters: Option<Vec<String>>,
+}
+
 /// Imports `input` (named `source` in messages and consent evidence). `progress` is called
 /// with the number of bytes read so far after each batch.
+///
+/// Every row is one line: none of the four columns may hold a line break, so a line is
+/// parsed on its own (with the csv crate) and a quote left open on line 11 is reported as
+/// `line 11: unterminated quoted field` instead of swallowing every row after it.
 pub async fn import(
     store: &Store,
     input: impl Read,
@@ -104,62 +122,106 @@ pub async fn import(
     now: DateTime<Utc>,
     mut progress: impl FnMut(u64),
 ) -> anyhow::Result<Report> {
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(input);
-    let headers = reader.headers()?.clone();
-    let col = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h.trim().eq_ignore_ascii_case(name))
-    };
-    let Some(email_col) = col("email") else {
-        anyhow::bail!(
-            "{source}: line 1: the header row has no `email` column (columns: email, name, newsletters, status)"
-        );
-    };
-    let (name_col, news_col, status_col) = (col("name"), col("newsletters"), col("status"));
-    for h in headers.iter() {
-        if !["email", "name", "newsletters", "status"]
-            .iter()
-            .any(|k| h.trim().eq_ignore_ascii_case(k))
-        {
+    let mut lines = std::io::BufReader::new(input);
+    let mut raw = Vec::new();
+    let mut read_bytes = 0u64;
+    let mut line_no = 0u64;
+    // The header: the first line that is not blank.
+    let headers = loop {
+        raw.clear();
+        let n = lines.read_until(b'\n', &mut raw)?;
+        if n == 0 {
             anyhow::bail!(
-                "{source}: line 1: unknown column {h:?} (columns: email, name, newsletters, status)"
+                "{source}: the file is empty (expected a header row: email,name,newsletters,status)"
+            );
+        }
+        read_bytes += n as u64;
+        line_no += 1;
+        let text = String::from_utf8_lossy(&raw);
+        let text = text.trim_start_matches('\u{feff}');
+        if text.trim().is_empty() {
+            continue;
+        }
+        break split_line(text).map_err(|e| anyhow::anyhow!("{source}: line {line_no}: {e}"))?;
+    };
+    let header_line = line_no;
+    let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+    for (i, h) in headers.iter().enumerate() {
+        if !COLUMNS.iter().any(|k| h.eq_ignore_ascii_case(k)) {
+            anyhow::bail!(
+                "{source}: line {header_line}: unknown column {h:?} (columns: email, name, newsletters, status)"
+            );
+        }
+        if headers[..i].iter().any(|e| e.eq_ignore_ascii_case(h)) {
+            anyhow::bail!(
+                "{source}: line {header_line}: the column {h:?} appears twice (columns {} and {})",
+                headers
+                    .iter()
+                    .position(|e| e.eq_ignore_ascii_case(h))
+                    .unwrap_or(0)
+                    + 1,
+                i + 1
             );
         }
     }
+    let Some(email_col) = col("email") else {
+        anyhow::bail!(
+            "{source}: line {header_line}: the header row has no `email` column (columns: email, name, newsletters, status)"
+        );
+    };
+    let (name_col, news_col, status_col) = (col("name"), col("newsletters"), col("status"));
+    let default_newsletters = news_col.is_none().then(|| newsletters.join(" "));
 
-    let mut report = Report::default();
+    let mut report = Report {
+        defaults: Defaults {
+            newsletters: news_col.is_none().then(|| newsletters.to_vec()),
+        },
+        ..Report::default()
+    };
     // Addresses seen so far, as 64-bit hashes with their line: a million rows cost ~24 MB.
     let mut seen: HashMap<u64, u64> = HashMap::new();
     let mut batch: Vec<ImportRow> = Vec::with_capacity(BATCH);
-    let mut record = csv::StringRecord::new();
     let evidence = format!("import:{source}");
     loop {
-        let more = match reader.read_record(&mut record) {
-            Ok(more) => more,
+        raw.clear();
+        let n = lines.read_until(b'\n', &mut raw)?;
+        if n == 0 {
+            break;
+        }
+        read_bytes += n as u64;
+        line_no += 1;
+        let line = line_no;
+        let Ok(text) = std::str::from_utf8(&raw) else {
+            report.rows += 1;
+            report.bad.push(format!(
+                "line {line}: not valid UTF-8; save the file as UTF-8"
+            ));
+            continue;
+        };
+        if text.trim().is_empty() {
+            continue;
+        }
+        report.rows += 1;
+        let fields = match split_line(text) {
+            Ok(f) => f,
             Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
                 report.bad.push(format!("line {line}: {e}"));
-                report.rows += 1;
-                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
-                    return Err(e.into());
-                }
                 continue;
             }
         };
-        if !more {
-            break;
-        }
-        report.rows += 1;
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
-        let field = |i: Option<usize>| i.and_then(|i| record.get(i)).unwrap_or("");
+        let field = |i: Option<usize>| {
+            i.and_then(|i| fields.get(i))
+                .map(String::as_str)
+                .unwrap_or("")
+        };
+        let news = match &default_newsletters {
+            Some(all) => all.as_str(),
+            None => field(news_col),
+        };
         match parse_row(
-            field(Some(email_col)),
-            field(name_col),
-            field(news_col),
+            &unguard(field(Some(email_col))),
+            &unguard(field(name_col)),
+            news,
             field(status_col),
             newsletters,
         ) {
@@ -181,12 +243,98 @@ pub async fn import(
         }
         if batch.len() >= BATCH {
             flush(store, &mut batch, &evidence, now, &mut report).await?;
-            progress(reader.position().byte());
+            progress(read_bytes);
         }
     }
     flush(store, &mut batch, &evidence, now, &mut report).await?;
-    progress(reader.position().byte());
+    progress(read_bytes);
     Ok(report)
+}
+
+/// The fields of one CSV line (RFC 4180 quoting; spaces around fields trimmed). A field
+/// that opens a quote and never closes it is an error: the csv crate would read the rest of
+/// the line (and, across lines, the rest of the file) into it.
+fn split_line(line: &str) -> Result<Vec<String>, String> {
+    let line = line.trim_end_matches(['\n', '\r']);
+    if let Some(column) = unterminated_quote(line) {
+        return Err(format!(
+            "unterminated quoted field (the quote in column {column} is never closed)"
+        ));
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .buffer_capacity(line.len() + 1)
+        .from_reader(line.as_bytes());
+    let mut record = csv::StringRecord::new();
+    match reader.read_record(&mut record) {
+        Ok(_) => Ok(record.iter().map(str::to_string).collect()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The 1-based column of a quoted field left open, if any. Only quote balance is checked
+/// here (a quote opens a field, `""` inside it is a literal quote, the next lone quote
+/// closes it); the csv crate does the parsing.
+fn unterminated_quote(line: &str) -> Option<usize> {
+    let mut column = 1;
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ' ' || *c == '\t') {
+            chars.next();
+        }
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    None => return Some(column),
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                    }
+                    Some('"') => break,
+                    Some(_) => {}
+                }
+            }
+        }
+        // The rest of the field, up to the next comma.
+        loop {
+            match chars.next() {
+                None => return None,
+                Some(',') => break,
+                Some(_) => {}
+            }
+        }
+        column += 1;
+    }
+}
+
+/// Whether a spreadsheet would run `s` as a formula (OWASP "CSV injection"): it starts with
+/// `=`, `+`, `-`, `@`, a tab or a carriage return — or with `'` followed by such a cell, so
+/// that [`guard`] and [`unguard`] undo each other exactly.
+fn needs_guard(s: &str) -> bool {
+    match s.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => true,
+        Some('\'') => needs_guard(&s[1..]),
+        _ => false,
+    }
+}
+
+/// An exported cell: a `'` in front of anything a spreadsheet would run as a formula.
+pub fn guard(s: &str) -> std::borrow::Cow<'_, str> {
+    if needs_guard(s) {
+        format!("'{s}").into()
+    } else {
+        s.into()
+    }
+}
+
+/// An imported cell: the `'` that [`guard`] added taken off again.
+pub fn unguard(s: &str) -> std::borrow::Cow<'_, str> {
+    match s.strip_prefix('\'') {
+        Some(rest) if needs_guard(rest) => rest.into(),
+        _ => s.into(),
+    }
 }
 
 async fn flush(
@@ -258,7 +406,12 @@ pub async fn export(store: &Store, out: impl Write) -> anyhow::Result<u64> {
     store
         .for_each_subscriber(|email, name, newsletters, status| {
             rows += 1;
-            writer.write_record([email, name, &newsletters.join(" "), status.as_str()])
+            writer.write_record([
+                &*guard(email),
+                &*guard(name),
+                &newsletters.join(" "),
+                status.as_str(),
+            ])
         })
         .await?;
     writer.flush()?;
@@ -268,6 +421,40 @@ pub async fn export(store: &Store, out: impl Write) -> anyhow::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Any line is split or refused with a reason, and every row gets a result.
+        #[test]
+        fn any_line_is_answered(line in "[a-z@.,\"' =+\\-\t]{0,60}|.{0,60}") {
+            if let Ok(fields) = split_line(&line) {
+                let get = |i: usize| fields.get(i).map(String::as_str).unwrap_or("");
+                let _ = parse_row(get(0), get(1), get(2), get(3), &["weekly".to_string()]);
+            }
+        }
+
+        /// guard and unguard undo each other for any text.
+        #[test]
+        fn guarding_is_reversible(cell in ".{0,30}") {
+            let guarded = guard(&cell);
+            let back = unguard(&guarded);
+            prop_assert_eq!(back.as_ref(), cell.as_str());
+            prop_assert!(!guard(&cell).starts_with(['=', '+', '-', '@', '\t', '\r']));
+        }
+    }
+
+    #[test]
+    fn quotes_are_balanced_or_named() {
+        assert_eq!(split_line("a,\"b, c\",d\n").unwrap(), ["a", "b, c", "d"]);
+        assert_eq!(
+            split_line("\"say \"\"hi\"\"\",x").unwrap(),
+            ["say \"hi\"", "x"]
+        );
+        assert!(split_line("a,\"open\r\n").unwrap_err().contains("column 2"));
+        assert_eq!(split_line("O'Brien,ab\"c").unwrap(), ["O'Brien", "ab\"c"]);
+    }
 
     fn row(status: Status, name: &str, news: &[&str]) -> ImportRow {
         ImportRow {

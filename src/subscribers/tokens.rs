@@ -1,12 +1,18 @@
-//! Signed tokens for emailed links: `base64url(payload) "." base64url(HMAC-SHA256 tag)`.
+//! Tokens for emailed links: sealed, so a link reveals nothing (not the subscriber's id,
+//! not how many subscribers there are) and cannot be altered.
 //!
-//! The payload names the key (for rotation), the purpose, the subscriber, optionally a
-//! newsletter, a single-use nonce and an expiry; the tag is checked in constant time. Links
-//! never carry an address or a guessable id alone.
+//! A token is `2.<key id>.<base64url(nonce ‖ AES-256-GCM-SIV ciphertext ‖ tag)>`. The sealed
+//! payload names the purpose, the subscriber, optionally a newsletter, a single-use nonce
+//! and an expiry; the key id is bound in as associated data. The cipher key is derived from
+//! the secret (HMAC-SHA256 of a fixed label), so one `HERALD_SECRET` gives both.
+//!
+//! Tokens of the first format, `base64url(payload) "." base64url(HMAC-SHA256 tag)` with the
+//! payload in clear, are still accepted: they sit in mail already sent.
 //!
 //! Keys come from `HERALD_SECRET`: one secret, or several separated by commas — the first
 //! signs, every one verifies, so a rotated-out key keeps old links working until removed.
 
+use aws_lc_rs::aead::{AES_256_GCM_SIV, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use hmac::{Hmac, KeyInit, Mac};
@@ -61,13 +67,25 @@ pub enum TokenError {
 /// The signing keys.
 #[derive(Clone)]
 pub struct Keys {
-    /// (key id, secret); the first one signs.
-    keys: Vec<(String, Vec<u8>)>,
+    /// The keys, the first one signing; each verifies.
+    keys: Vec<Key>,
 }
+
+/// One secret: its public id, the secret itself (first-format tokens are checked with it)
+/// and the cipher key derived from it.
+#[derive(Clone)]
+struct Key {
+    id: String,
+    secret: Vec<u8>,
+    sealer: std::sync::Arc<RandomizedNonceKey>,
+}
+
+/// Largest token accepted (a real one is about 100 characters).
+const MAX_TOKEN: usize = 512;
 
 impl std::fmt::Debug for Keys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ids: Vec<&str> = self.keys.iter().map(|(id, _)| id.as_str()).collect();
+        let ids: Vec<&str> = self.keys.iter().map(|k| k.id.as_str()).collect();
         f.debug_struct("Keys").field("ids", &ids).finish()
     }
 }
@@ -75,87 +93,153 @@ impl std::fmt::Debug for Keys {
 impl Keys {
     /// From `HERALD_SECRET`'s value: comma-separated secrets of at least 16 characters.
     pub fn from_secrets(value: &str) -> Result<Keys, String> {
-        let keys: Vec<(String, Vec<u8>)> = value
+        let secrets: Vec<&str> = value
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(|s| (key_id(s.as_bytes()), s.as_bytes().to_vec()))
             .collect();
-        if keys.is_empty() {
+        if secrets.is_empty() {
             return Err("HERALD_SECRET is empty".into());
         }
-        if keys.iter().any(|(_, k)| k.len() < 16) {
+        if secrets.iter().any(|k| k.len() < 16) {
             return Err("HERALD_SECRET: each secret must be at least 16 characters (32 random bytes, hex or base64, is best)".into());
         }
+        let keys = secrets
+            .into_iter()
+            .map(|s| {
+                let mut mac = HmacSha256::new_from_slice(s.as_bytes())
+                    .expect("HMAC takes keys of any length");
+                mac.update(b"herald link token sealing key v2");
+                let cipher_key = mac.finalize().into_bytes();
+                let sealer = RandomizedNonceKey::new(&AES_256_GCM_SIV, &cipher_key)
+                    .map_err(|_| "cannot make the token cipher key".to_string())?;
+                Ok(Key {
+                    id: key_id(s.as_bytes()),
+                    secret: s.as_bytes().to_vec(),
+                    sealer: std::sync::Arc::new(sealer),
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         Ok(Keys { keys })
     }
 
     pub fn sign(&self, c: &Claims) -> String {
-        let (kid, key) = &self.keys[0]; // from_secrets guarantees at least one key
-        let payload = format!(
-            "1.{kid}.{}.{}.{}.{}.{}",
-            c.purpose.code(),
-            c.subscriber,
-            c.newsletter.as_deref().unwrap_or("-"),
-            c.nonce.as_deref().unwrap_or("-"),
-            c.expires.unwrap_or(0)
-        );
-        let encoded = B64.encode(payload);
-        let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
-        mac.update(encoded.as_bytes());
-        let tag = mac.finalize().into_bytes();
-        format!("{encoded}.{}", B64.encode(&tag[..TAG_LEN]))
+        let key = &self.keys[0]; // from_secrets guarantees at least one key
+        let mut sealed = payload(c).into_bytes();
+        let nonce = key
+            .sealer
+            .seal_in_place_append_tag(Aad::from(key.id.as_bytes()), &mut sealed)
+            .expect("sealing a short payload in memory cannot fail");
+        let mut bytes = Vec::with_capacity(NONCE_LEN + sealed.len());
+        bytes.extend_from_slice(nonce.as_ref());
+        bytes.extend_from_slice(&sealed);
+        format!("2.{}.{}", key.id, B64.encode(bytes))
     }
 
-    /// Checks the signature (constant time), purpose and expiry.
+    /// Opens a token (either format) and checks its purpose and expiry.
     pub fn verify(
         &self,
         token: &str,
         purpose: Purpose,
         now_secs: i64,
     ) -> Result<Claims, TokenError> {
+        if token.len() > MAX_TOKEN {
+            return Err(TokenError::Malformed);
+        }
+        let payload = match token.strip_prefix("2.") {
+            Some(rest) => self.open(rest)?,
+            None => self.verify_first_format(token)?,
+        };
+        claims(&payload, purpose, now_secs)
+    }
+
+    /// `<key id>.<base64url(nonce ‖ sealed)>` → the payload.
+    fn open(&self, rest: &str) -> Result<String, TokenError> {
+        let (kid, sealed) = rest.split_once('.').ok_or(TokenError::Malformed)?;
+        let bytes = B64.decode(sealed).map_err(|_| TokenError::Malformed)?;
+        if bytes.len() < NONCE_LEN + AES_256_GCM_SIV.tag_len() {
+            return Err(TokenError::Malformed);
+        }
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.id == kid)
+            .ok_or(TokenError::BadSignature)?;
+        let (nonce, sealed) = bytes.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| TokenError::Malformed)?;
+        let mut in_out = sealed.to_vec();
+        let plain = key
+            .sealer
+            .open_in_place(nonce, Aad::from(key.id.as_bytes()), &mut in_out)
+            .map_err(|_| TokenError::BadSignature)?;
+        String::from_utf8(plain.to_vec()).map_err(|_| TokenError::Malformed)
+    }
+
+    /// The first format: `base64url(payload) "." base64url(tag)`, checked in constant time.
+    fn verify_first_format(&self, token: &str) -> Result<String, TokenError> {
         let (encoded, tag) = token.split_once('.').ok_or(TokenError::Malformed)?;
         let tag = B64.decode(tag).map_err(|_| TokenError::Malformed)?;
         let payload = B64.decode(encoded).map_err(|_| TokenError::Malformed)?;
         let payload = String::from_utf8(payload).map_err(|_| TokenError::Malformed)?;
-        let parts: Vec<&str> = payload.split('.').collect();
-        let [version, kid, code, subscriber, newsletter, nonce, expires] = parts[..] else {
+        let mut parts = payload.splitn(3, '.');
+        let (Some("1"), Some(kid), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(TokenError::Malformed);
         };
-        if version != "1" || tag.len() != TAG_LEN {
+        if tag.len() != TAG_LEN {
             return Err(TokenError::Malformed);
         }
-        let (_, key) = self
+        let key = self
             .keys
             .iter()
-            .find(|(id, _)| id == kid)
+            .find(|k| k.id == kid)
             .ok_or(TokenError::BadSignature)?;
-        let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
+        let mut mac =
+            HmacSha256::new_from_slice(&key.secret).expect("HMAC takes keys of any length");
         mac.update(encoded.as_bytes());
         mac.verify_truncated_left(&tag)
             .map_err(|_| TokenError::BadSignature)?;
-        // Signed, so the fields are ours; parse them anyway without trusting their shape.
-        let purpose_found = match code {
-            "c" => Purpose::Confirm,
-            "u" => Purpose::Unsubscribe,
-            _ => return Err(TokenError::Malformed),
-        };
-        if purpose_found != purpose {
-            return Err(TokenError::WrongPurpose);
-        }
-        let expires: i64 = expires.parse().map_err(|_| TokenError::Malformed)?;
-        if expires != 0 && now_secs > expires {
-            return Err(TokenError::Expired);
-        }
-        let opt = |s: &str| (s != "-").then(|| s.to_string());
-        Ok(Claims {
-            purpose,
-            subscriber: subscriber.parse().map_err(|_| TokenError::Malformed)?,
-            newsletter: opt(newsletter),
-            nonce: opt(nonce),
-            expires: (expires != 0).then_some(expires),
-        })
+        Ok(rest.to_string())
     }
+}
+
+/// The payload both formats carry: `purpose.subscriber.newsletter.nonce.expiry`.
+fn payload(c: &Claims) -> String {
+    format!(
+        "{}.{}.{}.{}.{}",
+        c.purpose.code(),
+        c.subscriber,
+        c.newsletter.as_deref().unwrap_or("-"),
+        c.nonce.as_deref().unwrap_or("-"),
+        c.expires.unwrap_or(0)
+    )
+}
+
+/// Reads a payload (authenticated already; parsed without trusting its shape anyway).
+fn claims(payload: &str, purpose: Purpose, now_secs: i64) -> Result<Claims, TokenError> {
+    let parts: Vec<&str> = payload.split('.').collect();
+    let [code, subscriber, newsletter, nonce, expires] = parts[..] else {
+        return Err(TokenError::Malformed);
+    };
+    let purpose_found = match code {
+        "c" => Purpose::Confirm,
+        "u" => Purpose::Unsubscribe,
+        _ => return Err(TokenError::Malformed),
+    };
+    if purpose_found != purpose {
+        return Err(TokenError::WrongPurpose);
+    }
+    let expires: i64 = expires.parse().map_err(|_| TokenError::Malformed)?;
+    if expires != 0 && now_secs > expires {
+        return Err(TokenError::Expired);
+    }
+    let opt = |s: &str| (s != "-").then(|| s.to_string());
+    Ok(Claims {
+        purpose,
+        subscriber: subscriber.parse().map_err(|_| TokenError::Malformed)?,
+        newsletter: opt(newsletter),
+        nonce: opt(nonce),
+        expires: (expires != 0).then_some(expires),
+    })
 }
 
 /// A short public name for a secret: the start of its SHA-256.
@@ -225,12 +309,22 @@ mod tests {
             k.verify(&t, Purpose::Confirm, 2_000_000_001),
             Err(TokenError::Expired)
         );
-        // Another subscriber, same tag.
-        let (payload, tag) = t.split_once('.').unwrap();
+        // A first-format token for another subscriber, same tag.
+        let old = first_format(&claims());
+        let (payload, tag) = old.split_once('.').unwrap();
         let forged = String::from_utf8(B64.decode(payload).unwrap())
             .unwrap()
             .replace(".42.", ".43.");
         let forged = format!("{}.{tag}", B64.encode(forged));
+        assert_eq!(
+            k.verify(&forged, Purpose::Confirm, 0),
+            Err(TokenError::BadSignature)
+        );
+        // A sealed token with one byte of its ciphertext changed.
+        let (head, sealed) = t.rsplit_once('.').unwrap();
+        let mut bytes = B64.decode(sealed).unwrap();
+        bytes[NONCE_LEN] ^= 1;
+        let forged = format!("{head}.{}", B64.encode(bytes));
         assert_eq!(
             k.verify(&forged, Purpose::Confirm, 0),
             Err(TokenError::BadSignature)
@@ -255,6 +349,53 @@ mod tests {
         assert_ne!(rotated.sign(&claims()), old);
     }
 
+    /// A token as herald wrote them before tokens were sealed.
+    fn first_format(c: &Claims) -> String {
+        let k = keys();
+        let key = &k.keys[0];
+        let encoded = B64.encode(format!("1.{}.{}", key.id, payload(c)));
+        let mut mac = HmacSha256::new_from_slice(&key.secret).unwrap();
+        mac.update(encoded.as_bytes());
+        let tag = mac.finalize().into_bytes();
+        format!("{encoded}.{}", B64.encode(&tag[..TAG_LEN]))
+    }
+
+    #[test]
+    fn links_in_mail_already_sent_keep_working() {
+        let old = first_format(&claims());
+        assert!(old.starts_with("MS4"), "{old}");
+        assert_eq!(keys().verify(&old, Purpose::Confirm, 0), Ok(claims()));
+    }
+
+    #[test]
+    fn a_token_reveals_no_subscriber_id() {
+        let k = keys();
+        let mut c = claims();
+        let tokens: Vec<String> = [41, 42, 42]
+            .into_iter()
+            .map(|id| {
+                c.subscriber = id;
+                k.sign(&c)
+            })
+            .collect();
+        for t in &tokens {
+            let visible: Vec<u8> = t
+                .split('.')
+                .flat_map(|part| {
+                    B64.decode(part)
+                        .unwrap_or_else(|_| part.as_bytes().to_vec())
+                })
+                .collect();
+            let visible = String::from_utf8_lossy(&visible);
+            assert!(!visible.contains("42") && !visible.contains("41"), "{t}");
+            assert!(!visible.contains("weekly"), "{t}");
+        }
+        assert_ne!(
+            tokens[1], tokens[2],
+            "the same claims seal differently each time"
+        );
+    }
+
     #[test]
     fn short_secrets_are_refused() {
         assert!(Keys::from_secrets("short").is_err());
@@ -262,6 +403,14 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn any_string_is_answered_without_panicking(t in ".{0,300}", b in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let k = keys();
+            let _ = k.verify(&t, Purpose::Unsubscribe, 0);
+            let _ = k.verify(&format!("2.{}.{}", k.keys[0].id, B64.encode(&b)), Purpose::Confirm, 0);
+            let _ = k.verify(&format!("{}.{}", B64.encode(&b), B64.encode(&b)), Purpose::Confirm, 0);
+        }
+
         #[test]
         fn any_flipped_character_is_refused(pos in 0usize..200, c in proptest::char::range('A', 'z')) {
             let t = keys().sign(&claims());

@@ -170,3 +170,102 @@ fn add_and_remove_from_the_command_line() {
         Some(2)
     );
 }
+
+#[test]
+fn export_neutralises_spreadsheet_formulas_and_import_restores_them() {
+    let p = Publication::with_config(NEWSLETTERS);
+    let o = import(
+        &p,
+        "email,name,newsletters\n\
+         -dash@example.org,\"=HYPERLINK(\"\"https://evil.example\"\",\"\"click\"\")\",weekly\n\
+         plus@example.org,+1 555,weekly\n\
+         at@example.org,@handle,weekly\n\
+         quote@example.org,'=already quoted,weekly\n\
+         plain@example.org,O'Brien,weekly\n",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = p.path().join("out.csv");
+    assert!(
+        p.herald(&["subscribers", "export", out.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let csv = std::fs::read_to_string(&out).unwrap();
+    // No cell a spreadsheet would evaluate: each starts with a quote mark instead.
+    for line in csv.lines().skip(1) {
+        let mut r = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(line.as_bytes());
+        let rec = r.records().next().unwrap().unwrap();
+        for cell in rec.iter() {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "{cell:?} in {line}"
+            );
+        }
+    }
+    assert!(csv.contains("'-dash@example.org"), "{csv}");
+    assert!(csv.contains("O'Brien"), "{csv}");
+    // Importing the export into a fresh store gives back exactly the same people.
+    let q = Publication::with_config(NEWSLETTERS);
+    let o = import(&q, &csv);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let back = q.path().join("back.csv");
+    assert!(
+        q.herald(&["subscribers", "export", back.to_str().unwrap()])
+            .status
+            .success()
+    );
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), csv);
+    let list = stdout(&q.herald(&["subscribers", "list"]));
+    assert!(
+        list.contains("=HYPERLINK(\"https://evil.example\",\"click\")"),
+        "{list}"
+    );
+    assert!(list.contains("-dash@example.org"), "{list}");
+}
+
+#[test]
+fn an_unterminated_quote_is_reported_on_its_line_and_later_rows_still_count() {
+    let p = Publication::with_config(NEWSLETTERS);
+    let mut csv = String::from("email,name,newsletters\n");
+    for i in 1..=9 {
+        csv.push_str(&format!("p{i}@example.org,P{i},weekly\n"));
+    }
+    csv.push_str("broken@example.org,\"Unclosed name,weekly\n"); // line 11
+    for i in 12..=15 {
+        csv.push_str(&format!("p{i}@example.org,P{i},weekly\n"));
+    }
+    let o = import(&p, &csv);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains(":11: unterminated quoted field"), "{err}");
+    assert!(
+        stdout(&o)
+            .contains("14 rows: 13 added, 0 updated, 0 unchanged, 0 left suppressed, 1 rejected"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn duplicate_columns_are_named_and_a_file_without_newsletters_gets_them_all() {
+    let p = Publication::with_config(NEWSLETTERS);
+    let o = import(&p, "email,name,Email\na@example.org,A,b@example.org\n");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("line 1: the column \"Email\" appears twice"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = import(&p, "email,name\nall@example.org,All\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("every newsletter (weekly, daily)"),
+        "{}",
+        stdout(&o)
+    );
+    let list = stdout(&p.herald(&["subscribers", "list", "--newsletter", "daily"]));
+    assert!(list.contains("all@example.org"), "{list}");
+}

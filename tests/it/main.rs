@@ -22,6 +22,8 @@ mod delivery;
 mod digests;
 /// Feed bytes: parsed back by feed-rs, escaping and sanitizing traps, stable output.
 mod feeds;
+/// Hostile clients and input: slow sockets, descriptor exhaustion, spoofing, formulas.
+mod hostile;
 /// The HTTP surface: media types, ETags, Last-Modified, 304s, gzip, home page.
 mod http;
 /// `herald subscribers`: CSV import and export, add, remove.

@@ -287,11 +287,13 @@ async fn every_sign_up_gets_the_same_answer_and_links_keep_working() {
     let second = ask().await.text().await.unwrap();
     assert_eq!(first, second, "pending: same answer");
     assert!(w.smtp.wait_for(2, Duration::from_secs(5)));
-    assert_eq!(
-        w.confirm_link(0),
-        w.confirm_link(1),
-        "one working link, not two"
-    );
+    // Both emails carry a working link to the same pending sign-up (links are sealed
+    // afresh each time, so their text differs).
+    for n in [0, 1] {
+        let page = w.d.client.get(w.confirm_link(n)).send().await.unwrap();
+        assert_eq!(page.status(), 200, "link {n} works");
+        assert!(page.text().await.unwrap().contains("<form method=\"post\""));
+    }
     w.d.client.post(w.confirm_link(1)).send().await.unwrap();
     let third = ask().await.text().await.unwrap();
     assert_eq!(first, third, "confirmed: same answer");
@@ -764,4 +766,172 @@ async fn a_confirmation_email_waits_out_a_temporary_failure() {
     assert_eq!(smtp.attempts("slow@example.org").len(), 2);
     sender.close().await;
     store.close().await;
+}
+
+/// Imports `csv` into the running daemon's store through the real CLI.
+fn import_csv(w: &World, csv: &str) -> std::process::Output {
+    let file = w._p.path().join("import.csv");
+    std::fs::write(&file, csv).unwrap();
+    w._p.herald(&["subscribers", "import", file.to_str().unwrap()])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_spelling_of_a_suppressed_address_is_the_same_address_everywhere() {
+    let w = world().await;
+    assert!(
+        import_csv(&w, "email,status\nann@example.org,unsubscribed\n")
+            .status
+            .success()
+    );
+    // The admin API.
+    let r =
+        w.d.client
+            .post(format!("{}/api/subscribers", w.d.url))
+            .bearer_auth(ADMIN)
+            .json(&serde_json::json!({"email": "\"ann\"@Example.ORG", "confirmed": true}))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::CONFLICT,
+        "{}",
+        r.text().await.unwrap()
+    );
+    // The command line.
+    let o =
+        w._p.herald(&["subscribers", "add", "\"ann\"@example.org", "--confirmed"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("unsubscribed"), "{}", stderr(&o));
+    // An import.
+    let o = import_csv(&w, "email,status\n\"\"\"ann\"\"@example.org\",confirmed\n");
+    assert!(
+        stdout(&o).contains("1 left suppressed"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    // One record, still suppressed.
+    let listed = w._p.herald(&["subscribers", "list"]);
+    assert!(stdout(&listed).contains("1 in all"), "{}", stdout(&listed));
+    assert_eq!(
+        status_of(&w.subscriber("ann@example.org").await),
+        "unsubscribed"
+    );
+    // Spellings herald could never mail are refused with a reason, at every door.
+    for bad in ["\"ann lee\"@example.org", "ann@[192.0.2.1]"] {
+        let r = w
+            .post_json("/subscribe", serde_json::json!({"email": bad}))
+            .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            r.json::<serde_json::Value>().await.unwrap()["field"],
+            "email"
+        );
+        let o = w._p.herald(&["subscribers", "add", bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", stderr(&o));
+    }
+    w.d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmation_email_carries_no_text_the_requester_chose() {
+    let w = world().await;
+    let spam = "WINNER! Claim your prize at https://prize.example/now";
+    let body = format!(
+        "email=victim%40example.org&name={}&newsletters=daily",
+        url::form_urlencoded::byte_serialize(spam.as_bytes()).collect::<String>()
+    );
+    assert_eq!(w.post_form("/subscribe", &body).await.status(), 200);
+    assert!(w.smtp.wait_for(1, Duration::from_secs(5)));
+    let raw = String::from_utf8_lossy(&w.smtp.messages()[0].data).into_owned();
+    let parsed = mail_parser::MessageParser::default()
+        .parse(raw.as_bytes())
+        .unwrap();
+    let everything = format!(
+        "{raw}\n{}\n{}",
+        parsed.body_text(0).unwrap(),
+        parsed.body_html(0).unwrap()
+    );
+    for piece in ["WINNER", "prize.example", "Claim"] {
+        assert!(
+            !everything.contains(piece),
+            "{piece:?} reached the email:\n{raw}"
+        );
+    }
+    // Nobody's record carries the name until the person confirms; then it does.
+    assert_eq!(
+        w.subscriber("victim@example.org").await.unwrap()["name"],
+        ""
+    );
+    w.d.client.post(w.confirm_link(0)).send().await.unwrap();
+    assert_eq!(
+        w.subscriber("victim@example.org").await.unwrap()["name"],
+        spam
+    );
+    w.d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_sign_ups_never_mail_complainers_and_rewrite_no_record() {
+    let w = world().await;
+    assert!(
+        import_csv(
+            &w,
+            "email,name,status\nangry@example.org,Angry,complained\ndead@example.org,Dead,bounced\nkept@example.org,Kept,confirmed\n"
+        )
+        .status
+        .success()
+    );
+    let before = w.subscriber("kept@example.org").await.unwrap();
+    for who in ["angry", "dead", "dead", "kept"] {
+        let r =
+            w.d.client
+                .post(format!("{}/subscribe", w.d.url))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("user-agent", "forger/1.0")
+                .body(format!(
+                    "email={who}%40example.org&name=Forged&newsletters=daily"
+                ))
+                .send()
+                .await
+                .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    // A last sign-up from someone else: its email arriving means every earlier request was
+    // handled (the worker sends in order).
+    w.post_form("/subscribe", "email=last%40example.org&newsletters=daily")
+        .await;
+    assert!(w.smtp.wait_for(3, Duration::from_secs(5)));
+    let to: Vec<String> = w
+        .smtp
+        .messages()
+        .iter()
+        .flat_map(|m| m.rcpt.clone())
+        .collect();
+    assert_eq!(
+        to,
+        ["dead@example.org", "kept@example.org", "last@example.org"],
+        "no mail to the complainer; the bounced address once a week at most"
+    );
+    // The confirmed record's name and consent evidence are as they were.
+    let after = w.subscriber("kept@example.org").await.unwrap();
+    for field in [
+        "name",
+        "consent_at",
+        "consent_source",
+        "consent_ip",
+        "consent_user_agent",
+    ] {
+        assert_eq!(before[field], after[field], "{field}");
+    }
+    assert_eq!(
+        status_of(&w.subscriber("angry@example.org").await),
+        "complained"
+    );
+    assert_eq!(
+        w.subscriber("angry@example.org").await.unwrap()["name"],
+        "Angry"
+    );
+    w.d.stop().await;
 }
