@@ -3,7 +3,14 @@
 //! `herald build`), and the daemon's rebuild after one article changes, each next to a
 //! baseline in the same process (reading every article file), plus peak memory.
 //!
-//! `cargo bench --bench publish` (env `ARTICLES=n` for another size).
+//! Two corpora, each measured against its own baseline: `ascii` (the original one: English
+//! filler words, Markdown only) and `multilingual` (German, French, Greek, Russian, Arabic,
+//! Hebrew, Japanese, Chinese and emoji text, HTML entities, inline HTML, footnotes, images
+//! and front-matter summaries with markup), the text real publications hold.
+//!
+//! `cargo bench --bench publish` (env `ARTICLES=n` for another size, `CORPUS=ascii` or
+//! `CORPUS=multilingual` for one corpus only, `BENCH_DIR=dir` to keep the publications
+//! in `dir/<corpus>`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -25,23 +32,47 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    // BENCH_DIR keeps the generated publication (for timing `herald build` on it).
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = std::env::var_os("BENCH_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| tmp.path().to_path_buf());
-    std::fs::create_dir_all(&dir).unwrap();
-    let bytes = generate(&dir, n);
-    println!(
-        "publication: {n} articles, {:.1} MB of Markdown, {TAGS} tags, in {}",
-        bytes as f64 / 1e6,
-        dir.display()
-    );
+    let corpora: Vec<Corpus> = match std::env::var("CORPUS").as_deref() {
+        Ok("ascii") => vec![Corpus::Ascii],
+        Ok("multilingual") => vec![Corpus::Multilingual],
+        _ => vec![Corpus::Ascii, Corpus::Multilingual],
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(run(&dir, n));
+    for corpus in corpora {
+        // BENCH_DIR keeps the generated publication (for timing `herald build` on it).
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = std::env::var_os("BENCH_DIR")
+            .map(|d| std::path::PathBuf::from(d).join(corpus.name()))
+            .unwrap_or_else(|| tmp.path().to_path_buf());
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let bytes = generate(&dir, n, corpus);
+        println!(
+            "\n== corpus {}: {n} articles, {:.1} MB of Markdown, {TAGS} tags, in {}",
+            corpus.name(),
+            bytes as f64 / 1e6,
+            dir.display()
+        );
+        rt.block_on(run(&dir, n));
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Corpus {
+    Ascii,
+    Multilingual,
+}
+
+impl Corpus {
+    fn name(self) -> &'static str {
+        match self {
+            Corpus::Ascii => "ascii",
+            Corpus::Multilingual => "multilingual",
+        }
+    }
 }
 
 async fn run(dir: &Path, n: usize) {
@@ -125,14 +156,14 @@ async fn run(dir: &Path, n: usize) {
     store.close().await;
 }
 
-fn generate(dir: &Path, n: usize) -> usize {
+fn generate(dir: &Path, n: usize, corpus: Corpus) -> usize {
     std::fs::write(
         dir.join("herald.toml"),
         "[site]\ntitle = \"Bench\"\nbase_url = \"https://bench.example.com/\"\n",
     )
     .unwrap();
     std::fs::create_dir_all(dir.join("articles")).unwrap();
-    let words = [
+    let ascii = [
         "lorem",
         "ipsum",
         "dolor",
@@ -154,6 +185,42 @@ fn generate(dir: &Path, n: usize) -> usize {
         "road",
         "bus",
     ];
+    // Words and fragments as real multilingual text has them: accents, ligatures, other
+    // scripts, right-to-left text, emoji, entities (named, decimal, hex) and inline HTML.
+    let multilingual = [
+        "Straße",
+        "Größe",
+        "Bürgermeister",
+        "déjà",
+        "œuvre",
+        "façade",
+        "Ελλάδα",
+        "θάλασσα",
+        "Москва",
+        "погода",
+        "مرحبا",
+        "السوق",
+        "שלום",
+        "ירושלים",
+        "東京",
+        "天気予報",
+        "北京",
+        "图书馆",
+        "🌊",
+        "⛴️",
+        "&amp;",
+        "&lt;b&gt;",
+        "&eacute;t&eacute;",
+        "&#8212;",
+        "&#x1F600;",
+        "<em>wichtig</em>",
+        "<b>Nachricht</b>",
+        "<a href=\"/ort/\">Ort</a>",
+        "Vec<T>",
+        "a < b",
+        "naïve",
+        "ﬁne",
+    ];
     let mut seed = 0x2545F4914F6CDD1Du64;
     let mut next = || {
         seed ^= seed << 13;
@@ -168,19 +235,41 @@ fn generate(dir: &Path, n: usize) -> usize {
         let day = i % 28 + 1;
         let month = (i / 28) % 12 + 1;
         let year = 1990 + i / (28 * 12);
-        let mut body = format!(
-            "---\ntitle: \"Article {i}: the {} and the {}\"\ndate: {year}-{month:02}-{day:02} {:02}:{:02}\ntags: [\"Topic {t1}\", \"Topic {t2}\"]\n---\n\nLorem intro paragraph for article {i}.\n\n## A heading\n\n",
-            words[next() as usize % words.len()],
-            words[next() as usize % words.len()],
-            i % 24,
-            i % 60
-        );
+        let time = format!("{:02}:{:02}", i % 24, i % 60);
+        let mut body = match corpus {
+            Corpus::Ascii => format!(
+                "---\ntitle: \"Article {i}: the {} and the {}\"\ndate: {year}-{month:02}-{day:02} {time}\ntags: [\"Topic {t1}\", \"Topic {t2}\"]\n---\n\nLorem intro paragraph for article {i}.\n\n## A heading\n\n",
+                ascii[next() as usize % ascii.len()],
+                ascii[next() as usize % ascii.len()],
+            ),
+            Corpus::Multilingual => {
+                let w = |k: u64| multilingual[k as usize % multilingual.len()].replace('"', "'");
+                format!(
+                    "---\ntitle: \"Artikel {i}: {} & {} <3\"\ndate: {year}-{month:02}-{day:02} {time}\ntags: [\"Thema {t1}\", \"話題 {t2}\"]\nsummary: \"Die <b>{}</b> und {} &amp; mehr\"\nimage: /images/{i}.jpg\nauthors: [\"Zoë Ångström\", \"李明\"]\n---\n\nLorem intro — für Artikel {i}, «{}» et „{}“.[^1]\n\n## Überschrift {}\n\n",
+                    w(next()),
+                    w(next()),
+                    w(next()),
+                    w(next()),
+                    w(next()),
+                    w(next()),
+                    w(next()),
+                )
+            }
+        };
         while body.len() < 5000 {
             for _ in 0..60 {
-                body.push_str(words[next() as usize % words.len()]);
+                match corpus {
+                    Corpus::Ascii => body.push_str(ascii[next() as usize % ascii.len()]),
+                    Corpus::Multilingual => {
+                        body.push_str(multilingual[next() as usize % multilingual.len()])
+                    }
+                }
                 body.push(' ');
             }
             body.push_str("with a [link](/some/where/) and **bold** text.\n\n- one\n- two\n\n");
+        }
+        if let Corpus::Multilingual = corpus {
+            body.push_str("\n[^1]: Quelle: Stadtarchiv, S.&nbsp;12 — 資料.\n");
         }
         total += body.len();
         std::fs::write(dir.join(format!("articles/{i:05}.md")), body).unwrap();

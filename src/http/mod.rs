@@ -29,7 +29,6 @@ use axum::http::HeaderMap;
 use axum::routing::get;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore, watch};
@@ -265,7 +264,7 @@ pub async fn serve(
     let cfg = app.site().config.http.clone();
     let cap = connection_cap(cfg.max_connections);
     let permits = Arc::new(Semaphore::new(cap));
-    let router = router(app);
+    let router = router(app.clone());
     let mut http1 = hyper::server::conn::http1::Builder::new();
     http1
         .timer(TokioTimer::new())
@@ -302,13 +301,19 @@ pub async fn serve(
         let mut io = TimeoutStream::new(stream);
         io.set_read_timeout(Some(cfg.idle_timeout.0));
         io.set_write_timeout(Some(cfg.idle_timeout.0));
-        let service = TowerToHyperService::new(router.clone().map_request(
+        let router = router.clone();
+        let app = app.clone();
+        let service = hyper::service::service_fn(
             move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                use futures_util::future::Either;
+                if let Some(response) = feeds::fast(&app, &req) {
+                    return Either::Left(std::future::ready(Ok(response)));
+                }
                 req.extensions_mut()
                     .insert(axum::extract::ConnectInfo(peer));
-                req
+                Either::Right(router.clone().oneshot(req.map(axum::body::Body::new)))
             },
-        ));
+        );
         let conn = http1.serve_connection(TokioIo::new(Box::pin(io)), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {

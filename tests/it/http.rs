@@ -363,3 +363,95 @@ async fn two_changes_within_one_second_still_reach_an_if_modified_since_client()
     }
     d.stop().await;
 }
+
+/// Feed polls are answered before the router when the path needs no decoding; an encoded
+/// path to the same file goes through the router. Both must give the same answer, in every
+/// form a reader asks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_poll_gets_the_same_answer_with_or_without_the_router() {
+    let p = Publication::with_config("[feeds]\nwebsub_hub = \"https://hub.example.com/\"\n");
+    p.article(
+        "a.md",
+        "---\ntitle: A\ndate: 2026-05-01\ntags: [news]\n---\nx\n",
+    );
+    let d = Daemon::start(&p).await;
+    let etag = d.get("/feeds/rss.xml").await.headers()["etag"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let gz_etag = conditional(&d, "/feeds/rss.xml", &[("Accept-Encoding", "gzip")])
+        .await
+        .headers()["etag"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(etag, gz_etag);
+    let lm = d.get("/feeds/rss.xml").await.headers()["last-modified"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let forms: Vec<Vec<(&str, &str)>> = vec![
+        vec![],
+        vec![("Accept-Encoding", "GZip;q=0.5")],
+        vec![("If-None-Match", &etag)],
+        vec![("If-None-Match", &gz_etag), ("Accept-Encoding", "gzip")],
+        vec![("If-None-Match", "\"other\""), ("If-Modified-Since", &lm)],
+        vec![("If-Modified-Since", &lm)],
+    ];
+    for (fast, routed) in [
+        ("/feeds/rss.xml", "/feeds/rs%73.xml"),
+        ("/feeds/tags/news/atom.xml", "/feeds/tags/news/%61tom.xml"),
+    ] {
+        for form in &forms {
+            for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+                let send = |path: &str| {
+                    let mut req = d.client.request(method.clone(), format!("{}{path}", d.url));
+                    for (k, v) in form {
+                        req = req.header(*k, *v);
+                    }
+                    req.send()
+                };
+                let a = send(fast).await.unwrap();
+                let b = send(routed).await.unwrap();
+                let what = format!("{method} {fast} with {form:?}");
+                assert_eq!(a.status(), b.status(), "{what}");
+                assert!(
+                    a.status() == 200 || a.status() == 304,
+                    "{what}: {}",
+                    a.status()
+                );
+                for h in [
+                    "etag",
+                    "last-modified",
+                    "content-type",
+                    "content-encoding",
+                    "cache-control",
+                    "vary",
+                    "link",
+                ] {
+                    assert_eq!(a.headers().get(h), b.headers().get(h), "{what}: {h}");
+                }
+                let link = a.headers()["link"].to_str().unwrap().to_string();
+                assert!(
+                    link.contains(&format!("<https://news.example.com{fast}>")),
+                    "{link}"
+                );
+                assert_eq!(
+                    a.bytes().await.unwrap(),
+                    b.bytes().await.unwrap(),
+                    "{what}: body"
+                );
+            }
+        }
+    }
+    // A feed that does not exist is the router's 404 either way; POST is not a poll.
+    assert_eq!(d.get("/feeds/nope.xml").await.status(), 404);
+    let post = d
+        .client
+        .post(format!("{}/feeds/rss.xml", d.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 405);
+    d.stop().await;
+}
