@@ -357,10 +357,22 @@ pub fn escape_html(s: &str) -> String {
 /// non-characters U+FFFE and U+FFFF) and the controls it discourages (DEL and the C1 range,
 /// which the W3C validator warns about), so no feed is ever malformed by an article.
 pub fn xml_safe(s: &str) -> String {
-    if !s.chars().any(forbidden_in_xml) {
-        return s.to_string();
+    xml_safe_cow(s).into_owned()
+}
+
+/// [`xml_safe`] without a copy when nothing is removed, the common case. Every article file
+/// passes through here whole: a byte scan finds the only lead bytes a removed character can
+/// have (C0 and DEL are single bytes, C1 starts with 0xC2, U+FFFE/F with 0xEF) and only
+/// then are characters decoded. Measured on the 10,000-article multilingual corpus, the
+/// char-by-char check and the copy were a tenth of a whole `herald build`.
+pub fn xml_safe_cow(s: &str) -> std::borrow::Cow<'_, str> {
+    let candidate = s.bytes().any(|b| {
+        (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f || b == 0xc2 || b == 0xef
+    });
+    if !candidate || !s.chars().any(forbidden_in_xml) {
+        return std::borrow::Cow::Borrowed(s);
     }
-    s.chars().filter(|c| !forbidden_in_xml(*c)).collect()
+    std::borrow::Cow::Owned(s.chars().filter(|c| !forbidden_in_xml(*c)).collect())
 }
 
 fn forbidden_in_xml(c: char) -> bool {
@@ -584,6 +596,13 @@ mod tests {
             xml_safe("a\u{1}b\u{b}c\td\u{fffe}e\u{85}f\u{9f}"),
             "abc\tdef"
         );
+        // Lead bytes shared with allowed characters (« is C2 AB, ﬁ is EF AC 81) change
+        // nothing; DEL and U+FFFF go.
+        assert!(matches!(
+            xml_safe_cow("«ﬁne» ©"),
+            std::borrow::Cow::Borrowed("«ﬁne» ©")
+        ));
+        assert_eq!(xml_safe("«a\u{7f}b\u{ffff}»\r\n"), "«ab»\r\n");
     }
 
     #[test]

@@ -479,8 +479,8 @@ fn parse(ctx: &Context<'_>, rel: &Path, bytes: &[u8]) -> Result<Parsed, Problem>
     })?;
     // Characters XML forbids are never meaningful in an article and YAML and TOML refuse
     // them: drop them before anything else reads the text (line numbers are unchanged).
-    let text = body::xml_safe(text);
-    let text = text.as_str();
+    let text = body::xml_safe_cow(text);
+    let text: &str = &text;
     let kind = rel
         .extension()
         .and_then(|e| e.to_str())
