@@ -41,14 +41,16 @@ echo "idle herald run, $n articles, ${secs} s: $cpu"
 # One change seen by the running daemon: edit the newest article, time until its feed shows it.
 newest=$(ls "$site/articles" | sort | tail -1)
 file="$site/articles/$newest"
+orig=$(mktemp)
+cp "$file" "$orig"
 for round in 1 2 3 4 5; do
   mark="Edited-$round-$RANDOM"
   start=$(date +%s%N)
-  sed -i "0,/Lorem/s//$mark/" "$file"
-  until curl -fs "http://127.0.0.1:$port/feeds/atom.xml" | grep -q "$mark"; do sleep 0.005; done
+  { cat "$orig"; printf '\n%s\n' "$mark"; } > "$file"
+  until curl -fs --max-time 5 "http://127.0.0.1:$port/feeds/atom.xml" | grep -F "$mark" >/dev/null; do sleep 0.005; done
   end=$(date +%s%N)
   echo "run: one change to served feed, round $round: $(( (end - start) / 1000000 )) ms (includes the watcher's debounce)"
-  sed -i "s/$mark/Lorem/" "$file"
+  cp "$orig" "$file"
   sleep 1.5
 done
 kill $pid; wait $pid 2>/dev/null || true
@@ -56,9 +58,10 @@ trap - EXIT
 
 # The same change as a whole process.
 for round in 1 2 3 4 5; do
-  sed -i "0,/Lorem/s//Edited-build-$round/" "$file"
+  { cat "$orig"; printf '\nEdited-build-%s\n' "$round"; } > "$file"
   /usr/bin/time -f "build: one change, whole herald build process, round $round: %e s, %M KB peak" \
     "$HERALD" --site "$site" build >/dev/null
-  sed -i "s/Edited-build-$round/Lorem/" "$file"
+  cp "$orig" "$file"
   "$HERALD" --site "$site" build >/dev/null
 done
+rm -f "$orig"
