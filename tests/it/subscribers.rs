@@ -665,6 +665,27 @@ async fn the_admin_api_needs_the_right_token() {
         r.json::<serde_json::Value>().await.unwrap()["outcome"],
         "unchanged"
     );
+    // Confirming a confirmed address again changes nothing, not even when it was confirmed.
+    let before = w.subscriber("api@example.org").await.unwrap();
+    let r = add(serde_json::json!({"email": "api@example.org", "newsletters": ["weekly"], "confirmed": true}))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["outcome"],
+        "unchanged"
+    );
+    assert_eq!(w.subscriber("api@example.org").await.unwrap(), before);
+    // One newsletter more is an update.
+    let r = add(serde_json::json!({"email": "api@example.org", "newsletters": ["daily"]}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["outcome"], "updated", "{v}");
+    assert_eq!(
+        v["subscriber"]["newsletters"],
+        serde_json::json!(["daily", "weekly"])
+    );
     let r = add(serde_json::json!({"email": "pending@example.org", "newsletters": ["daily"]}))
         .await
         .unwrap();
@@ -672,6 +693,15 @@ async fn the_admin_api_needs_the_right_token() {
     assert!(
         w.smtp.wait_for(1, SOON_SMTP),
         "a pending add gets a confirmation email"
+    );
+    // Added again without "confirmed": still pending, only the person confirms.
+    let r = add(serde_json::json!({"email": "pending@example.org", "newsletters": ["daily"]}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        status_of(&w.subscriber("pending@example.org").await),
+        "pending"
     );
     for (body, field) in [
         (serde_json::json!({"name": "no email"}), "email"),
@@ -1025,11 +1055,22 @@ async fn the_admin_api_lifts_no_bounce_or_complaint() {
     assert!(
         import_csv(
             &w,
-            "email,name,newsletters,status\nbounced@example.org,B,weekly,bounced\nangry@example.org,A,weekly,complained\n"
+            "email,name,newsletters,status\nbounced@example.org,B,weekly,bounced\nangry@example.org,A,weekly,complained\nok@example.org,O,weekly,confirmed\n"
         )
         .status
         .success()
     );
+    // The import vouches for the confirmed row's consent, and for no other.
+    assert!(
+        w.subscriber("ok@example.org").await.unwrap()["confirmed_at"].is_string(),
+        "an imported confirmed address has its confirmation time"
+    );
+    for email in ["bounced@example.org", "angry@example.org"] {
+        assert!(
+            w.subscriber(email).await.unwrap()["confirmed_at"].is_null(),
+            "{email}"
+        );
+    }
     let url = format!("{}/api/subscribers", w.d.url);
     for email in ["bounced@example.org", "angry@example.org"] {
         let before = w.subscriber(email).await.unwrap();
@@ -1064,4 +1105,49 @@ async fn the_admin_api_lifts_no_bounce_or_complaint() {
     w.handled_everything_before("marker@example.org").await;
     assert_eq!(w.smtp.count(), 1, "only the marker's email");
     w.d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_up_reuses_its_link_only_while_it_is_valid() {
+    use herald::store::subscribers::SignUp;
+    let p = Publication::with_config(NEWSLETTERS);
+    let site = p.site();
+    let store = herald::store::Store::open(&site.store_path().unwrap())
+        .await
+        .unwrap();
+    let email = herald::subscribers::Email::parse("again@example.org").unwrap();
+    let ev = herald::subscribers::Evidence {
+        source: "test".into(),
+        ..Default::default()
+    };
+    let week = Duration::from_secs(7 * 86400);
+    let now = Utc::now();
+    let sign_up = |newsletter: &'static str, at: chrono::DateTime<Utc>| {
+        let (store, email, ev) = (store.clone(), email.clone(), ev.clone());
+        async move {
+            match store
+                .sign_up(&email, "", &[newsletter.into()], &ev, at, 10, week)
+                .await
+                .unwrap()
+            {
+                SignUp::Queued { subscriber } => subscriber,
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    let id = sign_up("weekly", now).await;
+    let (first_nonce, wanted) = store.pending_signup(id).await.unwrap().unwrap();
+    assert_eq!(wanted, ["weekly"]);
+    // A day later the link is still valid: the same one is sent, the wishes add up.
+    sign_up("daily", now + chrono::Duration::days(1)).await;
+    let (nonce, mut wanted) = store.pending_signup(id).await.unwrap().unwrap();
+    wanted.sort();
+    assert_eq!(nonce, first_nonce);
+    assert_eq!(wanted, ["daily", "weekly"]);
+    // Past its lifetime: a fresh link, and only what is asked now.
+    sign_up("weekly", now + chrono::Duration::days(9)).await;
+    let (nonce, wanted) = store.pending_signup(id).await.unwrap().unwrap();
+    assert_ne!(nonce, first_nonce);
+    assert_eq!(wanted, ["weekly"]);
+    store.close().await;
 }
