@@ -580,9 +580,28 @@ async fn bad_input_is_refused_with_the_field_named() {
         page.contains("role=\"alert\"") && page.contains("value=\"Ann\""),
         "{page}"
     );
-    // Oversize bodies are cut off.
+    // Oversize bodies are cut off: the 413 comes before any body byte is sent. (A client
+    // that sends the body anyway may see the connection closed under it instead of the
+    // answer, depending on timing, so the test does not.)
     let big = format!("email=a%40example.org&name={}", "x".repeat(40_000));
-    assert_eq!(w.post_form("/subscribe", &big).await.status(), 413);
+    let addr = w.d.url.trim_start_matches("http://").to_string();
+    let answer = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(SOON_SMTP)).unwrap();
+        write!(
+            s,
+            "POST /subscribe HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+            big.len()
+        )
+        .unwrap();
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:?}");
     // Nothing was stored or sent.
     w.handled_everything_before("marker@example.org").await;
     assert_eq!(w.smtp.count(), 1, "only the marker's email");
