@@ -57,7 +57,9 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let site = Arc::new(Site::open(dir.path()).unwrap());
+        let site = Arc::new(
+            Site::open_with_env(dir.path(), std::iter::empty::<(String, String)>()).unwrap(),
+        );
         let store = Store::open(&site.store_path().unwrap()).await.unwrap();
         let ids = vec!["weekly".to_string(), "daily".to_string()];
 

@@ -695,6 +695,15 @@ impl Config {
 
     /// Reads `<site>/herald.toml` and the process environment.
     pub fn load(site_dir: &Path) -> Result<Config, ConfigError> {
+        Config::load_with_env(site_dir, &process_env())
+    }
+
+    /// Reads `<site>/herald.toml` and applies the `HERALD_*` overrides in `env` (and only
+    /// those: the process environment is not read).
+    pub fn load_with_env(
+        site_dir: &Path,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
         let file = site_dir.join("herald.toml");
         let text = std::fs::read_to_string(&file).map_err(|e| {
             ConfigError(format!(
@@ -703,8 +712,7 @@ impl Config {
                 site_dir.display()
             ))
         })?;
-        let env: BTreeMap<String, String> = std::env::vars().collect();
-        Config::parse(&text, &file, &env)
+        Config::parse(&text, &file, env)
     }
 
     /// Cross-field checks that serde cannot express.
@@ -899,6 +907,14 @@ fn line_of(text: &str, needle: &str) -> usize {
         .unwrap_or(1)
 }
 
+/// The process environment's variables whose names and values are UTF-8 (`std::env::vars`
+/// would panic on the others; herald reads only `HERALD_*` names, all ASCII).
+pub fn process_env() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
 /// Secrets: read only from the environment (`HERALD_SMTP_URL`, `HERALD_SECRET`,
 /// `HERALD_ADMIN_TOKEN`), never from `herald.toml`. Passed around explicitly so tests can
 /// give their own without touching the process environment.
@@ -921,8 +937,14 @@ impl fmt::Debug for Secrets {
 }
 
 impl Secrets {
+    /// The secrets in the process environment.
     pub fn from_env() -> Secrets {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Secrets::from_vars(&process_env())
+    }
+
+    /// The secrets in `env` (blank values count as unset).
+    pub fn from_vars(env: &BTreeMap<String, String>) -> Secrets {
+        let var = |name: &str| env.get(name).filter(|v| !v.trim().is_empty()).cloned();
         Secrets {
             smtp_url: var("HERALD_SMTP_URL"),
             secret: var("HERALD_SECRET"),
@@ -939,8 +961,24 @@ pub struct Site {
 }
 
 impl Site {
+    /// Opens the publication in `dir`, with the process environment's `HERALD_*` overrides.
     pub fn open(dir: &Path) -> Result<Site, ConfigError> {
-        let config = Config::load(dir)?;
+        Site::open_with_env(dir, process_env())
+    }
+
+    /// Opens the publication in `dir` with the overrides in `env` only; the process
+    /// environment is not read (tests pass an empty one).
+    pub fn open_with_env<K, V>(
+        dir: &Path,
+        env: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Site, ConfigError>
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let env: BTreeMap<String, String> =
+            env.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        let config = Config::load_with_env(dir, &env)?;
         Ok(Site {
             dir: dir.to_path_buf(),
             config,

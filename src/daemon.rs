@@ -55,6 +55,25 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// A task that ran this long before failing starts again after [`FIRST_BACKOFF`].
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
+/// Internal knobs of [`run`], for tests: not configuration a user sets.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The safety-net rescan interval (a minute).
+    pub rescan: Duration,
+    /// Whether to watch `articles/` for changes; without it only the rescan and due dates
+    /// trigger rebuilds (as on a platform without a file watcher).
+    pub watch: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            rescan: RESCAN,
+            watch: true,
+        }
+    }
+}
+
 /// Runs until `shutdown` is cancelled. `listener` is already bound (tests bind port 0).
 pub async fn run(
     site: Arc<Site>,
@@ -62,8 +81,19 @@ pub async fn run(
     secrets: Secrets,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    run_with(site, listener, secrets, shutdown, Options::default()).await
+}
+
+/// [`run`] with [`Options`] other than the defaults.
+pub async fn run_with(
+    site: Arc<Site>,
+    listener: TcpListener,
+    secrets: Secrets,
+    shutdown: CancellationToken,
+    options: Options,
+) -> anyhow::Result<()> {
     // Watch before the first build, so no change made while it runs goes unnoticed.
-    let (watch, events) = ArticleWatch::start(&site.dir, &site.articles_dir());
+    let (watch, events) = ArticleWatch::start(&site.dir, &site.articles_dir(), &options);
     let watch = Arc::new(Mutex::new(watch));
     let store = Store::open(&site.store_path()?).await?;
     let templates = Arc::new(
@@ -202,6 +232,7 @@ pub async fn run(
             tracker.clone(),
         );
         let watch = watch.clone();
+        let rescan = options.rescan;
         tracker.spawn(supervise("the feed builder", shutdown.clone(), move || {
             // After a panic, a fresh publisher: nothing half-updated is trusted.
             let publisher = first
@@ -214,6 +245,7 @@ pub async fn run(
                 tx.clone(),
                 token.clone(),
                 tracker2.clone(),
+                rescan,
             )
         }));
     }
@@ -295,6 +327,9 @@ struct ArticleWatch {
     articles: PathBuf,
     /// The identity of the folder the recursive watch is on, if any.
     watching: Option<FolderId>,
+    rescan: Duration,
+    /// Without watching, the event channel's sender, kept so the channel stays open.
+    _quiet: Option<mpsc::UnboundedSender<()>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,9 +353,24 @@ impl FolderId {
 }
 
 impl ArticleWatch {
-    fn start(site_dir: &Path, articles: &Path) -> (ArticleWatch, mpsc::UnboundedReceiver<()>) {
+    fn start(
+        site_dir: &Path,
+        articles: &Path,
+        options: &Options,
+    ) -> (ArticleWatch, mpsc::UnboundedReceiver<()>) {
         let (events_tx, events) = mpsc::unbounded_channel::<()>();
-        let rescan = RESCAN.as_secs();
+        let rescan = options.rescan.as_secs_f64();
+        if !options.watch {
+            let watch = ArticleWatch {
+                watcher: None,
+                articles: articles.to_path_buf(),
+                watching: None,
+                rescan: options.rescan,
+                _quiet: Some(events_tx),
+            };
+            // The sender is kept, unused: no event ever comes, and the channel stays open.
+            return (watch, events);
+        }
         let under = articles.to_path_buf();
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             let Ok(event) = res else {
@@ -353,6 +403,8 @@ impl ArticleWatch {
             watcher,
             articles: articles.to_path_buf(),
             watching: None,
+            rescan: options.rescan,
+            _quiet: None,
         };
         watch.refresh();
         (watch, events)
@@ -377,7 +429,7 @@ impl ArticleWatch {
                 Err(e) => tracing::warn!(
                     "not watching {}: {e}; rescanning every {}s instead",
                     shown(&self.articles),
-                    RESCAN.as_secs()
+                    self.rescan.as_secs_f64()
                 ),
             }
         }
@@ -466,6 +518,7 @@ async fn builder(
     tx: watch::Sender<Arc<Build>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    rescan: Duration,
 ) {
     let hub = publisher
         .site()
@@ -485,8 +538,8 @@ async fn builder(
         let next_due = tx.borrow().next_due;
         let until_due = next_due
             .map(|d| (d - Utc::now()).to_std().unwrap_or(Duration::ZERO) + Duration::from_millis(5))
-            .unwrap_or(RESCAN)
-            .min(RESCAN);
+            .unwrap_or(rescan)
+            .min(rescan);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             got = events.recv() => {
@@ -575,6 +628,13 @@ mod tests {
             line: 1,
             message: message.into(),
         }
+    }
+
+    #[test]
+    fn the_safety_net_rescan_runs_every_minute_with_the_watcher_on() {
+        let o = Options::default();
+        assert_eq!(o.rescan, Duration::from_secs(60));
+        assert!(o.watch);
     }
 
     #[test]

@@ -4,6 +4,11 @@
 //! Metrics: `herald_deliveries_total{result}`, `herald_smtp_replies_total{class}`,
 //! `herald_policy_rejections_total{code}`, `herald_ledger_rows{status}`,
 //! `herald_send_rate_limit`, `herald_feed_build_seconds`, `herald_http_requests_total{route,status}`.
+//!
+//! The recorder is one per process, as Prometheus expects of an exporter: every daemon
+//! started in one process shares it. Tests that assert values therefore scrape a `herald run`
+//! process of their own (tests/it/daemon.rs); in-process daemons' `/metrics` counts every
+//! test's traffic.
 
 use std::sync::OnceLock;
 

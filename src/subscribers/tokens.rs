@@ -422,4 +422,125 @@ mod tests {
             prop_assert!(keys().verify(&tampered, Purpose::Confirm, 0).is_err());
         }
     }
+
+    #[test]
+    fn a_secret_of_exactly_sixteen_characters_is_enough() {
+        assert!(Keys::from_secrets(&"s".repeat(16)).is_ok());
+        assert!(Keys::from_secrets(&"s".repeat(15)).is_err());
+        assert!(Keys::from_secrets(&format!("{},{}", "a".repeat(16), "b".repeat(15))).is_err());
+    }
+
+    #[test]
+    fn a_token_works_until_the_second_it_expires() {
+        let k = keys();
+        let t = k.sign(&claims());
+        let expires = claims().expires.unwrap();
+        assert!(k.verify(&t, Purpose::Confirm, expires - 1).is_ok());
+        assert!(k.verify(&t, Purpose::Confirm, expires).is_ok());
+        assert_eq!(
+            k.verify(&t, Purpose::Confirm, expires + 1),
+            Err(TokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn the_longest_token_read_is_512_characters() {
+        let k = keys();
+        let kid = key_id(b"first-secret-0123456789");
+        // `2.<kid>.` and base64 to exactly the limit: opened, and refused as not ours.
+        let at_limit = format!("2.{kid}.{}", "A".repeat(MAX_TOKEN - 3 - kid.len()));
+        assert_eq!(at_limit.len(), MAX_TOKEN);
+        assert_eq!(
+            k.verify(&at_limit, Purpose::Confirm, 0),
+            Err(TokenError::BadSignature)
+        );
+        // One character more is refused unread.
+        let over = format!("{at_limit}A");
+        assert_eq!(
+            k.verify(&over, Purpose::Confirm, 0),
+            Err(TokenError::Malformed)
+        );
+        // The shortest sealed part that can be opened (a nonce and a tag, nothing sealed)
+        // is opened and refused as not ours; one byte less is damaged.
+        let shortest = NONCE_LEN + AES_256_GCM_SIV.tag_len();
+        let empty = format!("2.{kid}.{}", B64.encode(vec![0u8; shortest]));
+        assert_eq!(
+            k.verify(&empty, Purpose::Confirm, 0),
+            Err(TokenError::BadSignature)
+        );
+        let short = format!("2.{kid}.{}", B64.encode(vec![0u8; shortest - 1]));
+        assert_eq!(
+            k.verify(&short, Purpose::Confirm, 0),
+            Err(TokenError::Malformed)
+        );
+    }
+
+    #[test]
+    fn debug_output_names_key_ids_never_secrets() {
+        let k = Keys::from_secrets("first-secret-0123456789,second-secret-0123456789").unwrap();
+        let shown = format!("{k:?}");
+        assert!(
+            shown.contains(&key_id(b"first-secret-0123456789")),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(&key_id(b"second-secret-0123456789")),
+            "{shown}"
+        );
+        assert!(!shown.contains("secret-0123456789"), "{shown}");
+    }
+
+    #[test]
+    fn nonces_and_generated_secrets_are_fresh_random_hex() {
+        let (a, b) = (nonce(), nonce());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 24);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        let (s, t) = (generate_secret(), generate_secret());
+        assert_ne!(s, t);
+        assert_eq!(s.len(), 64);
+        assert!(s.chars().all(|c| c.is_ascii_hexdigit()));
+        assert!(
+            Keys::from_secrets(&s).is_ok(),
+            "a generated secret is a valid one"
+        );
+    }
+
+    #[test]
+    fn secrets_equal_only_for_the_same_secret() {
+        assert!(secrets_equal(
+            "admin-token-for-tests",
+            "admin-token-for-tests"
+        ));
+        assert!(!secrets_equal(
+            "admin-token-for-tests",
+            "admin-token-for-test"
+        ));
+        assert!(!secrets_equal(
+            "admin-token-for-tests",
+            "Admin-token-for-tests"
+        ));
+        assert!(!secrets_equal("", "x"));
+        assert!(secrets_equal("", ""));
+    }
+
+    #[test]
+    fn an_unsubscribe_token_round_trips_with_and_without_a_newsletter() {
+        let k = keys();
+        for newsletter in [Some("weekly".to_string()), None] {
+            let c = Claims {
+                purpose: Purpose::Unsubscribe,
+                subscriber: 7,
+                newsletter,
+                nonce: None,
+                expires: None,
+            };
+            let t = k.sign(&c);
+            assert_eq!(k.verify(&t, Purpose::Unsubscribe, 1_900_000_000), Ok(c));
+            assert_eq!(
+                k.verify(&t, Purpose::Confirm, 1_900_000_000),
+                Err(TokenError::WrongPurpose)
+            );
+        }
+    }
 }

@@ -118,9 +118,13 @@ async fn an_undated_article_keeps_the_time_it_was_first_seen() {
     let p = Publication::new();
     p.article("undated.md", "---\ntitle: Undated\n---\nx\n");
     let first = p.build().await.articles[0].date;
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     p.article("undated.md", "---\ntitle: Undated, edited\n---\ny\n");
-    assert_eq!(p.build().await.articles[0].date, first);
+    // An hour later, by the build's clock.
+    let later = p
+        .build_at(chrono::Utc::now() + chrono::Duration::hours(1))
+        .await;
+    assert_eq!(later.articles[0].title, "Undated, edited");
+    assert_eq!(later.articles[0].date, first);
 }
 
 #[tokio::test]

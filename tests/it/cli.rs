@@ -85,9 +85,7 @@ fn a_missing_publication_is_a_clear_error() {
 fn environment_variables_override_the_file() {
     let p = Publication::new();
     p.article("a.md", "---\ntitle: A\ndate: 2026-05-01\n---\nx\n");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-        .arg("--site")
-        .arg(p.path())
+    let o = herald_command(p.path())
         .arg("build")
         .env("HERALD_FEEDS_FORMATS", "[\"json\"]")
         .output()
@@ -108,9 +106,7 @@ fn a_local_base_url_override_does_not_change_the_ids_a_fresh_store_mints() {
         ids.push(feed.id);
         ids
     };
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-        .arg("--site")
-        .arg(p.path())
+    let o = herald_command(p.path())
         .arg("build")
         .env("HERALD_SITE_BASE_URL", "http://127.0.0.1:8080/")
         .output()
@@ -157,10 +153,37 @@ fn the_example_publication_builds_clean() {
     let o = herald_in(copy.path(), &["build"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let feed = parse_feed(&std::fs::read(copy.path().join("feeds/atom.xml")).unwrap());
+    let mut titles: Vec<String> = feed.entries.iter().map(|e| text(&e.title)).collect();
+    titles.sort();
+    // Ten files: eight published, one draft, one dated 2027-06-01 09:00 (Europe/London),
+    // held back until then.
+    let mut expected = vec![
+        "Autumn market: apples, oysters & a brass band",
+        "Council sets the 2027 budget: what changes for you",
+        "Harbour reopens after the summer dredging",
+        "Letters: the sea wall, the bus & the bakery",
+        "Library opens late on Thursdays",
+        "Tide tables for December",
+        "Weekend weather: gales, then calm",
+        "\u{201c}Forty years on the crossing\u{201d}: an interview with the ferry captain",
+    ];
+    let regatta = "Summer regatta programme announced";
+    let regatta_due = chrono::DateTime::parse_from_rfc3339("2027-06-01T09:00:00+01:00").unwrap();
+    if chrono::Utc::now() >= regatta_due {
+        expected.push(regatta);
+    }
+    expected.sort();
+    assert_eq!(titles, expected);
     assert!(
-        feed.entries.len() >= 8,
-        "the example publication has at least eight published articles"
+        !titles.iter().any(|t| t.contains("(draft)")),
+        "the draft is in no feed: {titles:?}"
     );
+    if chrono::Utc::now() < regatta_due {
+        assert!(
+            !titles.iter().any(|t| t == regatta),
+            "the future article is held back"
+        );
+    }
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
@@ -177,29 +200,12 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 
 #[test]
 fn run_stops_cleanly_on_sigterm() {
-    let p = Publication::with_config("[http]\nbind = \"127.0.0.1:0\"\n");
+    let p = Publication::new();
     p.article("a.md", "---\ntitle: A\ndate: 2026-05-01\n---\nx\n");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-        .arg("--site")
-        .arg(p.path())
-        .arg("run")
-        .env("HERALD_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
     // Wait until it serves, then ask it to stop.
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    use std::io::BufRead;
-    while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("serving") {}
-    assert!(line.contains("serving"), "{line}");
-    let started = std::time::Instant::now();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
-    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let (mut child, _url) = Child::run(&p, &[]);
+    child.term();
+    child.line(EXIT, |l| l.contains("shutting down"));
+    let status = child.wait(EXIT);
+    assert_eq!(status.code(), Some(0), "{}", child.log());
 }

@@ -5,7 +5,7 @@ use chrono::Utc;
 use super::helpers::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn added_changed_and_deleted_articles_show_within_two_seconds() {
+async fn added_changed_and_deleted_articles_show_without_a_restart() {
     let p = Publication::new();
     p.article("a.md", "---\ntitle: First\ndate: 2026-05-01\n---\nx\n");
     let d = Daemon::start(&p).await;
@@ -15,11 +15,11 @@ async fn added_changed_and_deleted_articles_show_within_two_seconds() {
         "b.md",
         "---\ntitle: Second article\ndate: 2026-05-02\n---\ny\n",
     );
-    let took = eventually(2.0, || async {
+    let took = eventually(SOON, || async {
         d.text("/feeds/rss.xml").await.contains("Second article")
     })
     .await;
-    assert!(took.is_some(), "an added article did not appear within 2 s");
+    assert!(took.is_some(), "an added article did not appear");
     assert!(
         p.read("feeds/rss.xml")
             .windows(14)
@@ -32,7 +32,7 @@ async fn added_changed_and_deleted_articles_show_within_two_seconds() {
         "---\ntitle: First, edited\ndate: 2026-05-01\n---\nx\n",
     );
     assert!(
-        eventually(2.0, || async {
+        eventually(SOON, || async {
             d.text("/feeds/atom.xml").await.contains("First, edited")
         })
         .await
@@ -41,12 +41,38 @@ async fn added_changed_and_deleted_articles_show_within_two_seconds() {
 
     std::fs::remove_file(p.path().join("articles/b.md")).unwrap();
     assert!(
-        eventually(2.0, || async {
+        eventually(SOON, || async {
             !d.text("/feeds/feed.json").await.contains("Second article")
         })
         .await
         .is_some()
     );
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_safety_net_rescan_finds_a_change_no_file_event_announced() {
+    let p = Publication::new();
+    p.article("a.md", "---\ntitle: First\ndate: 2026-05-01\n---\nx\n");
+    // No file watcher (as when events are lost): only the periodic rescan, here every
+    // second instead of every minute, can see the new file.
+    let options = herald::daemon::Options {
+        rescan: std::time::Duration::from_secs(1),
+        watch: false,
+    };
+    let d = Daemon::start_with_options(&p, Default::default(), options).await;
+    assert!(d.text("/feeds/rss.xml").await.contains("First"));
+    let first_build = built_at(&d).await;
+    p.article("b.md", "---\ntitle: Second\ndate: 2026-05-02\n---\ny\n");
+    assert!(
+        eventually(SOON, || async {
+            d.text("/feeds/rss.xml").await.contains("Second")
+        })
+        .await
+        .is_some(),
+        "the rescan did not find the new article"
+    );
+    assert_ne!(built_at(&d).await, first_build);
     d.stop().await;
 }
 
@@ -64,7 +90,7 @@ async fn a_scheduled_article_appears_when_due_without_a_restart() {
     p.article("old.md", "---\ntitle: Old\ndate: 2026-01-01\n---\nx\n");
     let d = Daemon::start(&p).await;
     assert!(!d.text("/feeds/rss.xml").await.contains("Coming soon"));
-    let took = eventually(5.0, || async {
+    let took = eventually(SOON, || async {
         d.text("/feeds/rss.xml").await.contains("Coming soon")
     })
     .await;
@@ -80,7 +106,7 @@ async fn a_broken_edit_keeps_the_other_articles_served() {
     let d = Daemon::start(&p).await;
     p.article("b.md", "---\ntitle: [broken\n---\nx\n");
     assert!(
-        eventually(2.0, || async {
+        eventually(SOON, || async {
             !d.text("/feeds/rss.xml").await.contains("Wobbly")
         })
         .await
@@ -118,23 +144,25 @@ async fn changed_feeds_are_pinged_to_the_websub_hub_after_they_are_live() {
     let d = Daemon::start(&p).await;
     // The first build wrote three new files: they are announced once served.
     assert!(
-        eventually(5.0, || async { pings.lock().unwrap().len() == 3 })
+        eventually(SOON, || async { pings.lock().unwrap().len() == 3 })
             .await
             .is_some()
     );
     p.article("b.md", "---\ntitle: Second\ndate: 2026-05-02\n---\ny\n");
-    let got = eventually(5.0, || async { pings.lock().unwrap().len() >= 6 }).await;
+    let got = eventually(SOON, || async { pings.lock().unwrap().len() >= 6 }).await;
     assert!(
         got.is_some(),
         "one ping per changed file: {:?}",
         pings.lock().unwrap()
     );
-    let all = pings.lock().unwrap()[3..].to_vec();
-    for f in ["rss.xml", "atom.xml", "feed.json"] {
-        let topic =
-            format!("hub.mode=publish&hub.url=https%3A%2F%2Fnews.example.com%2Ffeeds%2F{f}");
-        assert!(all.contains(&topic), "{topic} in {all:?}");
-    }
+    let mut all = pings.lock().unwrap()[3..].to_vec();
+    all.sort();
+    let mut topics: Vec<String> = ["rss.xml", "atom.xml", "feed.json"]
+        .iter()
+        .map(|f| format!("hub.mode=publish&hub.url=https%3A%2F%2Fnews.example.com%2Ffeeds%2F{f}"))
+        .collect();
+    topics.sort();
+    assert_eq!(all, topics, "each changed file once");
     d.stop().await;
 }
 
@@ -153,8 +181,7 @@ async fn reading_the_articles_triggers_no_rebuild() {
         );
     }
     let d = Daemon::start(&p).await;
-    // Let anything queued by the first build settle.
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    // No settling pause: the first build's own reads must not trigger a rebuild either.
     let before = built_at(&d).await;
     // Readers (a backup, an editor's file browser, herald itself) for longer than a second,
     // pausing longer than the rebuild debounce between rounds.
@@ -176,7 +203,7 @@ async fn reading_the_articles_triggers_no_rebuild() {
     // A write still does.
     p.article("n0.md", "---\ntitle: Note zero\ndate: 2026-05-01\n---\nx\n");
     assert!(
-        eventually(3.0, || async {
+        eventually(SOON, || async {
             d.text("/feeds/rss.xml").await.contains("Note zero")
         })
         .await
@@ -192,22 +219,42 @@ async fn a_vanished_articles_folder_keeps_serving_the_feeds_until_it_is_back() {
         "a.md",
         "---\ntitle: Alpha\ndate: 2026-05-01\ntags: [news]\n---\nx\n",
     );
-    let d = Daemon::start(&p).await;
-    let rss = d.text("/feeds/rss.xml").await;
+    // A child process, so the test can wait for the rebuild that held the feeds (its log
+    // line) instead of sleeping.
+    let h = RunningHerald::start(&p).await;
+    let get = |path: &str| {
+        let url = format!("{}{path}", h.url);
+        async move {
+            let r = reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .unwrap()
+                .get(url)
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.text().await.unwrap())
+        }
+    };
+    let (_, rss) = get("/feeds/rss.xml").await;
     assert!(rss.contains("Alpha"));
 
     let articles = p.path().join("articles");
     let old = p.path().join("articles.old");
     std::fs::rename(&articles, &old).unwrap();
-    // Longer than a debounced rebuild; the feeds stay, on disk too, tag feeds included.
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
-    assert_eq!(d.text("/feeds/rss.xml").await, rss);
-    assert_eq!(d.get("/feeds/tags/news/rss.xml").await.status(), 200);
+    // The rebuild notices and keeps the feeds, on disk too, tag feeds included.
+    h.child.line(STARTUP, |l| {
+        l.contains("articles") && l.contains("kept the previous feeds") && !l.contains("holds no")
+    });
+    assert_eq!(get("/feeds/rss.xml").await.1, rss);
+    assert_eq!(get("/feeds/tags/news/rss.xml").await.0, 200);
     assert!(p.path().join("feeds/tags/news/rss.xml").exists());
     // Briefly back but empty: still kept.
     std::fs::create_dir(&articles).unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
-    assert_eq!(d.text("/feeds/rss.xml").await, rss);
+    h.child.line(STARTUP, |l| {
+        l.contains("holds no article files") && l.contains("kept the previous feeds")
+    });
+    assert_eq!(get("/feeds/rss.xml").await.1, rss);
     assert!(p.path().join("feeds/tags/news/rss.xml").exists());
 
     // The deploy finishes: the new folder is watched like the old one.
@@ -218,11 +265,9 @@ async fn a_vanished_articles_folder_keeps_serving_the_feeds_until_it_is_back() {
         "---\ntitle: Beta arrives\ndate: 2026-05-02\n---\nx\n",
     );
     assert!(
-        eventually(3.0, || async {
-            d.text("/feeds/rss.xml").await.contains("Beta arrives")
-        })
-        .await
-        .is_some(),
+        eventually(SOON, || async { h.feed().await.contains("Beta arrives") })
+            .await
+            .is_some(),
         "a change in the folder that came back was not seen"
     );
     p.article(
@@ -230,13 +275,10 @@ async fn a_vanished_articles_folder_keeps_serving_the_feeds_until_it_is_back() {
         "---\ntitle: Beta edited\ndate: 2026-05-02\n---\nx\n",
     );
     assert!(
-        eventually(3.0, || async {
-            d.text("/feeds/rss.xml").await.contains("Beta edited")
-        })
-        .await
-        .is_some()
+        eventually(SOON, || async { h.feed().await.contains("Beta edited") })
+            .await
+            .is_some()
     );
-    d.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -285,46 +327,14 @@ async fn a_task_that_panics_is_started_again_with_a_backoff() {
 
 /// `herald run` as a separate process, its log captured; killed when dropped.
 struct RunningHerald {
-    child: std::process::Child,
+    child: Child,
     url: String,
-    log: std::path::PathBuf,
 }
 
 impl RunningHerald {
     async fn start(p: &Publication) -> RunningHerald {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = p.path().join("herald.log");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-            .arg("--site")
-            .arg(p.path())
-            .arg("run")
-            .env_remove("HERALD_SITE")
-            .env("HERALD_LOG", "info")
-            .env("HERALD_HTTP_BIND", format!("127.0.0.1:{port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let h = RunningHerald {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            log,
-        };
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        let up = eventually(20.0, || async {
-            client
-                .get(format!("{}/healthz", h.url))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        })
-        .await;
-        assert!(up.is_some(), "herald run did not come up:\n{}", h.log());
-        h
+        let (child, url) = Child::run(p, &[]);
+        RunningHerald { child, url }
     }
 
     async fn feed(&self) -> String {
@@ -342,23 +352,17 @@ impl RunningHerald {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.child.log()
     }
 
     /// User plus system CPU time the process has used, in clock ticks.
     fn cpu_ticks(&self) -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.child.id())).unwrap();
         // The fields after the command name, which is in parentheses.
         let rest = &stat[stat.rfind(')').unwrap() + 2..];
         let fields: Vec<&str> = rest.split(' ').collect();
         fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-    }
-}
-
-impl Drop for RunningHerald {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -383,7 +387,7 @@ async fn a_bad_file_is_logged_once_and_again_when_fixed_and_the_idle_daemon_rest
             &format!("---\ntitle: {title}\ndate: 2026-05-01\n---\nSome text.\n"),
         );
         assert!(
-            eventually(5.0, || async { h.feed().await.contains(&title) })
+            eventually(SOON, || async { h.feed().await.contains(&title) })
                 .await
                 .is_some(),
             "{}",
@@ -400,7 +404,7 @@ async fn a_bad_file_is_logged_once_and_again_when_fixed_and_the_idle_daemon_rest
 
     p.article("bad.md", "---\ntitle: Mended\ndate: 2026-05-02\n---\nx\n");
     assert!(
-        eventually(5.0, || async { h.feed().await.contains("Mended") })
+        eventually(SOON, || async { h.feed().await.contains("Mended") })
             .await
             .is_some()
     );
@@ -415,4 +419,110 @@ async fn a_bad_file_is_logged_once_and_again_when_fixed_and_the_idle_daemon_rest
         "{log}"
     );
     assert!(about_bad[1].contains("articles/bad.md: fixed"), "{log}");
+}
+
+/// The value of one series (`name{label="value"}` exactly as rendered) in a Prometheus
+/// text page.
+fn series(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// `/metrics` of a `herald run` process of the test's own: the process-wide recorder counts
+/// this test's traffic only, so the values can be exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_deliveries_replies_refusals_rows_builds_and_requests() {
+    use super::smtp::{Faults, SmtpServer};
+    let smtp = SmtpServer::with_faults(Faults {
+        always_550: vec!["gone@example.org".into()],
+        policy_554: vec!["strict@example.org".into()],
+        ..Default::default()
+    });
+    let p = Publication::with_config(
+        "[mail]\nfrom = \"News <news@news.example.com>\"\n\n[[newsletter]]\nid = \"now\"\ntitle = \"Now\"\nschedule = \"* * * * * *\"\ntimezone = \"UTC\"\n",
+    );
+    p.article("a.md", "---\ntitle: First\ndate: 2026-05-01\n---\nx\n");
+    for who in ["ok", "gone", "strict"] {
+        let o = p.herald(&[
+            "subscribers",
+            "add",
+            &format!("{who}@example.org"),
+            "--confirmed",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let relay = format!("smtp://127.0.0.1:{}", smtp.port);
+    let (child, url) = Child::run(
+        &p,
+        &[
+            ("HERALD_SMTP_URL", &relay),
+            ("HERALD_SECRET", "test-secret-0123456789abcdef"),
+        ],
+    );
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let scrape = || async {
+        client
+            .get(format!("{url}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    // The first fire time sends the issue to all three.
+    let delivered = eventually(SOON, || async {
+        let page = scrape().await;
+        series(&page, "herald_deliveries_total{result=\"sent\"}") == Some(1.0)
+            && series(&page, "herald_deliveries_total{result=\"failed\"}") == Some(2.0)
+    })
+    .await;
+    assert!(delivered.is_some(), "{}\n{}", scrape().await, child.log());
+    // Three feed requests of this test's own, and an edit that the builder rebuilds.
+    for _ in 0..3 {
+        let r = client
+            .get(format!("{url}/feeds/rss.xml"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    p.article(
+        "a.md",
+        "---\ntitle: First, edited\ndate: 2026-05-01\n---\nx\n",
+    );
+    let rebuilt = eventually(SOON, || async {
+        series(&scrape().await, "herald_feed_build_seconds_count").is_some_and(|n| n >= 1.0)
+    })
+    .await;
+    assert!(rebuilt.is_some(), "{}", scrape().await);
+
+    let page = scrape().await;
+    for (name, want) in [
+        ("herald_deliveries_total{result=\"sent\"}", 1.0),
+        ("herald_deliveries_total{result=\"failed\"}", 2.0),
+        ("herald_smtp_replies_total{class=\"5xx\"}", 2.0),
+        ("herald_policy_rejections_total{code=\"5.7.1\"}", 1.0),
+        // The ledger's open rows: nothing is left to send.
+        ("herald_ledger_rows{status=\"queued\"}", 0.0),
+        ("herald_ledger_rows{status=\"sending\"}", 0.0),
+        ("herald_ledger_rows{status=\"deferred\"}", 0.0),
+        (
+            "herald_http_requests_total{route=\"/feeds/{*path}\",status=\"200\"}",
+            3.0,
+        ),
+    ] {
+        assert_eq!(series(&page, name), Some(want), "{name} in\n{page}");
+    }
+    assert_eq!(
+        smtp.messages()
+            .iter()
+            .flat_map(|m| m.rcpt.clone())
+            .collect::<Vec<_>>(),
+        ["ok@example.org"]
+    );
 }

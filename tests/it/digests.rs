@@ -81,14 +81,10 @@ fn articles(p: &Publication, n: usize, long: bool) {
 }
 
 fn herald_with(p: &Publication, smtp: &SmtpServer, args: &[&str]) -> Output {
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-        .arg("--site")
-        .arg(p.path())
+    let o = herald_command(p.path())
         .args(args)
-        .env_remove("HERALD_SITE")
         .env("HERALD_SMTP_URL", format!("smtp://127.0.0.1:{}", smtp.port))
         .env("HERALD_SECRET", SECRET)
-        .env("HERALD_LOG", "warn")
         .output()
         .unwrap();
     assert!(o.status.success(), "{args:?}: {}{}", stdout(&o), stderr(&o));

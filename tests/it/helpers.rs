@@ -1,8 +1,10 @@
 //! Building test publications and talking to them.
 
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::Output;
-use std::sync::Arc;
+use std::process::{ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use herald::config::Site;
@@ -13,6 +15,15 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub const BASE: &str = "https://news.example.com/";
+
+/// How long anything may take to start (a daemon in this process, a `herald` child, a
+/// browser): generous, since two cores are shared by parallel tests and a fresh build.
+pub const STARTUP: Duration = Duration::from_secs(30);
+/// How long a test waits for something that should happen soon (a rebuild after an edit,
+/// an email, a page changing). Never a speed check: only a hang becomes a failure.
+pub const SOON: f64 = 15.0;
+/// How long a child process may take to exit once asked to.
+pub const EXIT: Duration = Duration::from_secs(40);
 
 /// A publication folder in a temporary directory.
 pub struct Publication {
@@ -51,16 +62,23 @@ impl Publication {
         path
     }
 
+    /// The configuration, read with an empty environment: no `HERALD_*` variable of the
+    /// shell running the tests reaches it.
     pub fn site(&self) -> Arc<Site> {
-        Arc::new(Site::open(self.path()).expect("test config is valid"))
+        Arc::new(site_in(self.path()))
     }
 
     /// One build with a fresh publisher (as `herald build` does).
     pub async fn build(&self) -> Build {
+        self.build_at(Utc::now()).await
+    }
+
+    /// One build with a fresh publisher, as if run at `now`.
+    pub async fn build_at(&self, now: chrono::DateTime<Utc>) -> Build {
         let site = self.site();
         let store = Store::open(&site.store_path().unwrap()).await.unwrap();
         let build = Publisher::new(site, store.clone())
-            .build(Utc::now())
+            .build(now)
             .await
             .unwrap();
         store.close().await;
@@ -95,13 +113,30 @@ pub fn parse_feed(bytes: &[u8]) -> feed_rs::model::Feed {
         })
 }
 
+/// The configuration in `dir`, read with an empty environment.
+pub fn site_in(dir: &Path) -> Site {
+    Site::open_with_env(dir, std::iter::empty::<(String, String)>()).expect("test config is valid")
+}
+
+/// The real `herald` binary on the publication in `dir`, with an environment of its own:
+/// the test's process environment is cleared (an exported `HERALD_SMTP_URL` or
+/// `HERALD_SITE_BASE_URL` must not reach a test), only `PATH`, `HOME` and `TMPDIR` are kept,
+/// and `HERALD_LOG=warn`. A test adds the `HERALD_*` variables it is about with `.env(…)`.
+pub fn herald_command(dir: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_herald"));
+    c.env_clear();
+    for keep in ["PATH", "HOME", "TMPDIR"] {
+        if let Some(v) = std::env::var_os(keep) {
+            c.env(keep, v);
+        }
+    }
+    c.env("HERALD_LOG", "warn").arg("--site").arg(dir);
+    c
+}
+
 pub fn herald_in(dir: &Path, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-        .arg("--site")
-        .arg(dir)
+    herald_command(dir)
         .args(args)
-        .env_remove("HERALD_SITE")
-        .env("HERALD_LOG", "warn")
         .output()
         .expect("running herald")
 }
@@ -128,31 +163,49 @@ impl Daemon {
     }
 
     pub async fn start_with(p: &Publication, secrets: herald::config::Secrets) -> Daemon {
+        Daemon::start_with_options(p, secrets, herald::daemon::Options::default()).await
+    }
+
+    pub async fn start_with_options(
+        p: &Publication,
+        secrets: herald::config::Secrets,
+        options: herald::daemon::Options,
+    ) -> Daemon {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let token = CancellationToken::new();
-        let handle = tokio::spawn(herald::daemon::run(
+        let handle = tokio::spawn(herald::daemon::run_with(
             p.site(),
             listener,
             secrets,
             token.clone(),
+            options,
         ));
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        // A request that hangs fails the test instead of hanging it.
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
         // Ready when /healthz answers.
-        for _ in 0..200 {
-            if let Ok(r) = client.get(format!("{url}/healthz")).send().await
-                && r.status().is_success()
-            {
-                return Daemon {
-                    url,
-                    client,
-                    token,
-                    handle,
-                };
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        let up = eventually(STARTUP.as_secs_f64(), || async {
+            client
+                .get(format!("{url}/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        assert!(
+            up.is_some(),
+            "the daemon did not come up within {STARTUP:?}"
+        );
+        Daemon {
+            url,
+            client,
+            token,
+            handle,
         }
-        panic!("the daemon did not come up");
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -169,9 +222,9 @@ impl Daemon {
 
     pub async fn stop(self) {
         self.token.cancel();
-        tokio::time::timeout(std::time::Duration::from_secs(10), self.handle)
+        tokio::time::timeout(EXIT, self.handle)
             .await
-            .expect("the daemon stops within 10 s")
+            .expect("the daemon stops")
             .unwrap()
             .unwrap();
     }
@@ -183,14 +236,137 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let start = std::time::Instant::now();
+    let start = Instant::now();
     while start.elapsed().as_secs_f64() < secs {
         if check().await {
             return Some(start.elapsed());
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // One last look, so a slow final check is not lost to the clock.
+    if check().await {
+        return Some(start.elapsed());
     }
     None
+}
+
+/// A `herald` child process (see [`herald_command`]) whose standard error is read line by
+/// line on a thread, so a test can wait for a line with a timeout instead of blocking on a
+/// pipe. Killed when dropped.
+pub struct Child {
+    pub child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Child {
+    /// Starts `command` (standard output discarded).
+    pub fn spawn(mut command: std::process::Command) -> Child {
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting herald");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        let log: Arc<Mutex<Vec<String>>> = Default::default();
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                kept.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        Child { child, lines, log }
+    }
+
+    /// `herald run` on `p`, with `env` added to its otherwise empty environment; returns
+    /// once it serves (its address is `url`).
+    pub fn run(p: &Publication, env: &[(&str, &str)]) -> (Child, String) {
+        let mut c = herald_command(p.path());
+        c.arg("run")
+            .env("HERALD_LOG", "info")
+            .env("HERALD_HTTP_BIND", "127.0.0.1:0");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let child = Child::spawn(c);
+        let line = child.line(STARTUP, |l| {
+            l.contains("serving ") && l.contains(" at http://")
+        });
+        let at = line.rfind(" at http://").unwrap() + 4;
+        let url: String = line[at..]
+            .chars()
+            .take_while(|c| !c.is_whitespace())
+            .collect();
+        (child, url.trim_end_matches('/').to_string())
+    }
+
+    /// Waits for the next line of standard error that `wanted` accepts; panics (with the
+    /// log) when the process closes its standard error or `timeout` passes first.
+    pub fn line(&self, timeout: Duration, wanted: impl Fn(&str) -> bool) -> String {
+        let until = Instant::now() + timeout;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if wanted(&line) => return line,
+                Ok(_) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("no such line within {timeout:?}:\n{}", self.log())
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    panic!("herald closed its standard error first:\n{}", self.log())
+                }
+            }
+        }
+    }
+
+    /// Everything written to standard error so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Sends SIGTERM (the process must still be there to get it).
+    pub fn term(&self) {
+        use rustix::process::{Pid, Signal, kill_process};
+        let pid = Pid::from_raw(self.child.id() as i32).expect("a child has a pid");
+        kill_process(pid, Signal::TERM).expect("the child is alive to get SIGTERM");
+    }
+
+    /// Waits for the process to exit, at most `timeout`; a hang is killed and fails the test.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        wait_child(&mut self.child, timeout, &|| {
+            self.log.lock().unwrap().join("\n")
+        })
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits for `child` to exit, at most `timeout`; on a hang kills it and panics with `log()`.
+pub fn wait_child(
+    child: &mut std::process::Child,
+    timeout: Duration,
+    log: &dyn Fn() -> String,
+) -> ExitStatus {
+    let until = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for a child") {
+            return status;
+        }
+        if Instant::now() >= until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the child did not exit within {timeout:?}:\n{}", log());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Plain text of a feed-rs Text, decoding the HTML that Atom `type="html"` carries.

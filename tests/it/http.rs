@@ -291,7 +291,7 @@ async fn last_modified_is_when_the_bytes_changed_and_survives_a_restart() {
         "---\ntitle: Back-dated\ndate: 2020-01-01T09:00:00Z\n---\nx\n",
     );
     assert!(
-        eventually(5.0, || async {
+        eventually(SOON, || async {
             d.text("/feeds/atom.xml").await.contains("Back-dated")
         })
         .await
@@ -321,7 +321,7 @@ async fn last_modified_is_when_the_bytes_changed_and_survives_a_restart() {
         "---\ntitle: Alpha\ndate: 2026-05-01T09:00:00Z\nupdated: 2099-01-01T00:00:00Z\ntags: [news]\n---\nx\n",
     );
     assert!(
-        eventually(5.0, || async {
+        eventually(SOON, || async {
             d.text("/feeds/atom.xml").await.contains("2099")
         })
         .await
@@ -329,6 +329,10 @@ async fn last_modified_is_when_the_bytes_changed_and_survives_a_restart() {
     );
     let r = d.get("/feeds/atom.xml").await;
     assert!(last_modified(&r) <= Utc::now());
+    assert!(
+        last_modified(&r) > last_modified(&tag) && last_modified(&r) > modified,
+        "changed bytes moved Last-Modified (to now, not to 2099)"
+    );
     d.stop().await;
 }
 
@@ -346,7 +350,7 @@ async fn two_changes_within_one_second_still_reach_an_if_modified_since_client()
             &format!("---\ntitle: {title}\ndate: 2026-04-0{}\n---\nx\n", n + 1),
         );
         assert!(
-            eventually(5.0, || async {
+            eventually(SOON, || async {
                 d.text("/feeds/rss.xml").await.contains(&title)
             })
             .await

@@ -73,6 +73,16 @@ fn import_reports_bad_rows_by_line_and_keeps_the_good_ones() {
         assert!(line.contains(status), "{line}");
     }
     assert!(list.contains("Eve, \"the\" editor"));
+    // The rejected rows were not imported, and the duplicate did not overwrite Ann.
+    assert!(list.contains("5 in all"), "{list}");
+    for absent in [
+        "cat@example.org",
+        "dan@example.org",
+        "not-an-address",
+        "Ann again",
+    ] {
+        assert!(!list.contains(absent), "{absent} in\n{list}");
+    }
 
     // The same file again changes nothing.
     let o = import(&p, csv);

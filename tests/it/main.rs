@@ -1,6 +1,9 @@
 //! herald's integration tests: one binary, one module per area. Every test builds its own
 //! publication in a temporary folder and drives the real code: real files, a real SQLite
 //! store, real HTTP over TCP, the real `herald` binary, and feed-rs reading our output.
+//!
+//! `TESTS.md` at the repository root maps each promise of the README to the tests that guard
+//! it, and says how the suite isolates itself from the environment it runs in.
 
 mod helpers;
 /// A real SMTP server in this process, with fault injection.

@@ -68,22 +68,27 @@ impl Local {
         let client = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(60))
             .build()
             .unwrap();
-        for _ in 0..200 {
-            if let Ok(r) = client.get(format!("{}/healthz", self.url)).send().await
-                && r.status().is_success()
-            {
-                return Running {
-                    url: self.url,
-                    client,
-                    token,
-                    handle,
-                };
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+        let up = eventually(STARTUP.as_secs_f64(), || async {
+            client
+                .get(format!("{}/healthz", self.url))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        assert!(
+            up.is_some(),
+            "the daemon did not come up within {STARTUP:?}"
+        );
+        Running {
+            url: self.url,
+            client,
+            token,
+            handle,
         }
-        panic!("the daemon did not come up");
     }
 }
 
@@ -106,9 +111,9 @@ impl Running {
 
     pub async fn stop(self) {
         self.token.cancel();
-        tokio::time::timeout(Duration::from_secs(10), self.handle)
+        tokio::time::timeout(EXIT, self.handle)
             .await
-            .expect("the daemon stops within 10 s")
+            .expect("the daemon stops")
             .unwrap()
             .unwrap();
     }

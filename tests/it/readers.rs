@@ -120,14 +120,18 @@ impl Server {
             herald::config::Secrets::default(),
             token.clone(),
         ));
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
         let server = Server {
             url,
             client,
             token,
             handle,
         };
-        let up = eventually(20.0, || async {
+        let up = eventually(STARTUP.as_secs_f64(), || async {
             server
                 .client
                 .get(format!("{}healthz", server.url))
@@ -144,10 +148,10 @@ impl Server {
         format!("{}feeds/{file}", self.url)
     }
 
-    /// Waits (at most 10 s) until every feed serves `needle`.
+    /// Waits (at most [`SOON`] seconds) until every feed serves `needle`.
     async fn serves(&self, feeds: &[String], needle: &str) {
         for feed in feeds {
-            let got = eventually(10.0, || async {
+            let got = eventually(SOON, || async {
                 match self.client.get(feed).send().await {
                     Ok(r) => r.text().await.is_ok_and(|t| t.contains(needle)),
                     Err(_) => false,
@@ -160,9 +164,9 @@ impl Server {
 
     async fn stop(self) {
         self.token.cancel();
-        tokio::time::timeout(Duration::from_secs(10), self.handle)
+        tokio::time::timeout(EXIT, self.handle)
             .await
-            .expect("herald stops within 10 s")
+            .expect("herald stops")
             .unwrap()
             .unwrap();
     }

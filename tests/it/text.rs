@@ -417,13 +417,13 @@ fn publish(site: &Site, sources: &[Source]) -> Published {
     }
 }
 
-fn site_in(dir: &Path) -> Site {
+fn text_site_in(dir: &Path) -> Site {
     std::fs::write(
         dir.join("herald.toml"),
         format!("[site]\ntitle = \"T & <t>\"\ndescription = \"D & <d>\"\nbase_url = \"{BASE}\"\ntimezone = \"Europe/Berlin\"\nauthor = {{ name = \"Desk & <Co>\" }}\n"),
     )
     .unwrap();
-    Site::open(dir).unwrap()
+    super::helpers::site_in(dir)
 }
 
 proptest! {
@@ -434,7 +434,7 @@ proptest! {
         sources in prop::collection::vec(source(), 1..5)
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let site = site_in(dir.path());
+        let site = text_site_in(dir.path());
         let Published { read, problems, feeds: out } = publish(&site, &sources);
         prop_assert_eq!(read.len() + problems, sources.len());
 
