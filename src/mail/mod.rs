@@ -158,6 +158,9 @@ fn enhanced_code(text: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// How long a connection given up on may take to say goodbye.
+const ABORT_WAIT: Duration = Duration::from_secs(1);
+
 /// One worker's way out: a lazily opened SMTP connection (reopened after errors) or a
 /// folder of `.eml` files.
 pub struct Sender {
@@ -201,9 +204,11 @@ impl Sender {
                 if let Err(e) = &result
                     && (e.code.is_none() || e.code == Some(421) || conn.is_broken())
                 {
-                    // Lost, timed out, or closed by the relay: start afresh next time.
+                    // Lost, timed out, or closed by the relay: start afresh next time. The
+                    // goodbye (QUIT) is bounded too: a relay that stalled after DATA does not
+                    // answer it either.
                     if let Some(mut c) = self.conn.take() {
-                        c.abort().await;
+                        let _ = tokio::time::timeout(ABORT_WAIT.min(timeout), c.abort()).await;
                     }
                 }
                 result
