@@ -252,18 +252,26 @@ impl Delivery {
                 }
             };
             let Some(row) = row else { break };
+            let mut cut_off = false;
             let outcome = if shutdown.is_cancelled() {
                 Outcome::Released
             } else {
                 tokio::select! {
                     o = self.deliver(&mut sender, &row, &shutdown, Utc::now()) => o,
-                    _ = hard_stop.cancelled() => Outcome::Deferred {
-                        until: Utc::now(),
-                        code: None,
-                        error: "cut off by shutdown".into(),
-                    },
+                    _ = hard_stop.cancelled() => {
+                        cut_off = true;
+                        Outcome::Deferred {
+                            until: Utc::now(),
+                            code: None,
+                            error: "cut off by shutdown".into(),
+                        }
+                    }
                 }
             };
+            if cut_off {
+                // Mid-transaction: a QUIT would wait for a relay that is not answering.
+                sender.abandon();
+            }
             self.count(&outcome);
             if done.send((row.id, outcome)).is_err() {
                 break;

@@ -216,6 +216,11 @@ impl Sender {
         }
     }
 
+    /// Drops the connection without a word (after a send was cut off mid-transaction).
+    pub fn abandon(&mut self) {
+        self.conn = None;
+    }
+
     /// Says goodbye to the relay (idle workers do this so connections are not left open).
     pub async fn close(&mut self) {
         if let Some(mut c) = self.conn.take() {

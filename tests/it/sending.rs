@@ -606,3 +606,63 @@ async fn one_click_through_a_received_digests_header_unsubscribes_exactly_that_r
     daemon.stop().await;
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_cuts_off_a_message_the_relay_never_answers_within_the_grace() {
+    // mail.timeout is longer than the grace: only the grace can end the stalled send.
+    let mail = Mail {
+        timeout: "120s",
+        connections: 2,
+        ..Mail::default()
+    };
+    let mut csv = String::from("stuck@example.org,,weekly,confirmed\n");
+    for i in 0..5 {
+        csv.push_str(&format!("r{i}@example.org,,weekly,confirmed\n"));
+    }
+    let p = publication_with(&config_of(&mail, ""), &csv).await;
+    let smtp = SmtpServer::with_faults(Faults {
+        script: vec![script("stuck@example.org", vec![Step::Hang])],
+        ..Default::default()
+    });
+    let (store, issue) = make_issue(&p).await;
+    let d = delivery(&p, &store, smtp.port).await;
+    let stop = CancellationToken::new();
+    let run = tokio::spawn({
+        let d = d.clone();
+        let stop = stop.clone();
+        async move { d.run(Some(issue), false, stop).await }
+    });
+    smtp.until(LONG, "one stalled, the rest delivered", |s| {
+        s.hanging() == 1 && s.count() == 5
+    })
+    .await;
+    ledger_until(&store, Some(issue), LONG, "the rest recorded", |c| {
+        c.sent == 5
+    })
+    .await;
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("a stop ends delivery within 30 s even with a send in flight")
+        .unwrap()
+        .unwrap();
+    let rows = rows_by_email(&store, issue).await;
+    let stuck = &rows["stuck@example.org"];
+    assert_eq!(stuck.status, "deferred", "back in the queue: {stuck:?}");
+    assert_eq!(stuck.last_error.as_deref(), Some("cut off by shutdown"));
+    smtp.until(Duration::from_secs(10), "herald hung up", |s| {
+        s.hanging() == 0
+    })
+    .await;
+    d.stop().await;
+
+    let d = delivery(&p, &store, smtp.port).await;
+    tokio::time::timeout(LONG, d.run(Some(issue), true, CancellationToken::new()))
+        .await
+        .expect("the restart finishes")
+        .unwrap();
+    let got = copies(&smtp);
+    assert_eq!(got.len(), 6);
+    assert!(got.values().all(|v| v.len() == 1));
+    d.stop().await;
+}
