@@ -666,3 +666,47 @@ async fn a_stop_cuts_off_a_message_the_relay_never_answers_within_the_grace() {
     assert!(got.values().all(|v| v.len() == 1));
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_answers_halve_the_rate_and_other_temporary_ones_do_not() {
+    let p = publication(1, 1000, 1).await;
+    let (store, issue) = make_issue(&p).await;
+    let mut now = Utc::now();
+    for (code, halves) in [
+        (421, true),
+        (450, true),
+        (451, true),
+        (452, true),
+        (454, true),
+        (441, false),
+        (447, false),
+    ] {
+        let smtp = SmtpServer::with_faults(Faults {
+            script: vec![script(
+                "r0@example.org",
+                vec![Step::Rcpt(code, format!("{}.4.0 busy", code / 100))],
+            )],
+            ..Default::default()
+        });
+        // A fresh delivery, so a fresh pacer at the configured rate.
+        let d = delivery(&p, &store, smtp.port).await;
+        assert_eq!(d.rate(), 1000.0);
+        let out = d.drain_once(Some(issue), now).await.unwrap();
+        let rate = d.rate();
+        let Outcome::Deferred {
+            until, code: got, ..
+        } = &out[0].1
+        else {
+            panic!("{code}: deferred, not {out:?}");
+        };
+        assert_eq!(*got, Some(code));
+        if halves {
+            // Half, give or take a tenth per second the machine took since.
+            assert!(rate <= 1000.0 * 0.5 * 1.1 * 1.1, "{code} halves: {rate}");
+        } else {
+            assert_eq!(rate, 1000.0, "{code} does not throttle");
+        }
+        now = *until;
+        d.stop().await;
+    }
+}
