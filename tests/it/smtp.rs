@@ -17,6 +17,7 @@
 //! - replies: 451 or 550 at RCPT (by probability or for listed addresses), 554 5.7.1 for
 //!   listed addresses, 451 to the final dot (not stored);
 //! - `drop`: the connection is lost after the final dot, no reply, nothing stored;
+//!   `store_then_close`: the same, but the message was stored;
 //! - per-recipient scripts ([`Step`]): one step per RCPT attempt for that address — any
 //!   reply at RCPT (`451`, then `250`; `550 5.1.1`; `550 5.1.7`; `553 5.1.8`), any reply to
 //!   the final dot, [`Step::Hang`] (no reply to the final dot until the client gives up),
@@ -100,6 +101,9 @@ pub struct Faults {
     /// Probability at the end of DATA that the connection is lost: no reply, the message is
     /// NOT stored, the server closes the connection.
     pub drop: f64,
+    /// Probability at the end of DATA that the message is stored and then the connection is
+    /// lost before the 250 ([`Step::StoreThenClose`]).
+    pub store_then_close: f64,
     /// Recipients always refused with `550 5.1.1 no such user`.
     pub always_550: Vec<String>,
     /// Recipients always deferred with `451 4.3.0 try again later`.
@@ -378,6 +382,9 @@ impl Shared {
     fn data_step(&mut self) -> Step {
         if self.rng.chance(self.faults.drop) {
             return Step::Data(0, String::new()); // 0: lost, see `Session::end_of_data`
+        }
+        if self.rng.chance(self.faults.store_then_close) {
+            return Step::StoreThenClose;
         }
         if self.rng.chance(self.faults.data_451) {
             return Step::Data(451, "4.3.0 try again later".into());
