@@ -710,3 +710,53 @@ async fn throttling_answers_halve_the_rate_and_other_temporary_ones_do_not() {
         d.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sender_starting_leaves_the_leases_of_a_live_one_alone() {
+    let n = 20;
+    let p = publication(n, 1000, 1).await;
+    let smtp = SmtpServer::start();
+    smtp.hold();
+    let (store, issue) = make_issue(&p).await;
+    let first = delivery(&p, &store, smtp.port).await;
+    let stop = CancellationToken::new();
+    let run = tokio::spawn({
+        let d = first.clone();
+        let stop = stop.clone();
+        async move { d.run(Some(issue), false, stop).await }
+    });
+    smtp.until(LONG, "the first sender is mid-send", |s| s.held() == 1)
+        .await;
+    let before = ledger_until(&store, Some(issue), LONG, "rows leased", |c| {
+        c.sending == n as i64
+    })
+    .await;
+    // Another process on this host (here: the same one) starts sending on the same store.
+    let second = delivery(&p, &store, smtp.port).await;
+    let after = counts(&store, Some(issue)).await;
+    assert_eq!(
+        (after.sending, after.queued, after.deferred),
+        (before.sending, 0, 0),
+        "a live sender's leases are not taken back"
+    );
+    smtp.release();
+    ledger_until(
+        &store,
+        Some(issue),
+        LONG,
+        "the first sender finishes",
+        |c| c.sent == n as i64,
+    )
+    .await;
+    stop.cancel();
+    tokio::time::timeout(LONG, run)
+        .await
+        .expect("delivery stops")
+        .unwrap()
+        .unwrap();
+    let got = copies(&smtp);
+    assert_eq!(got.len(), n);
+    assert!(got.values().all(|v| v.len() == 1), "nothing sent twice");
+    second.stop().await;
+    first.stop().await;
+}
