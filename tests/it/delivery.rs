@@ -937,13 +937,9 @@ async fn dry_run_preview_test_copy_and_status_from_the_command_line() {
     let p = publication(3, 1000, 1).await;
     let smtp = SmtpServer::start();
     let with_relay = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-            .arg("--site")
-            .arg(p.path())
-            .args(args)
-            .env("HERALD_SMTP_URL", format!("smtp://127.0.0.1:{}", smtp.port))
-            .env("HERALD_SECRET", SECRET)
-            .env("HERALD_LOG", "warn")
+        herald_child(&p, args, &smtp)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
             .output()
             .unwrap()
     };
