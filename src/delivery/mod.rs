@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::time::Instant as Clock;
+
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, mpsc};
@@ -250,18 +252,26 @@ impl Delivery {
                 }
             };
             let Some(row) = row else { break };
+            let mut cut_off = false;
             let outcome = if shutdown.is_cancelled() {
                 Outcome::Released
             } else {
                 tokio::select! {
-                    o = self.deliver(&mut sender, &row, &shutdown) => o,
-                    _ = hard_stop.cancelled() => Outcome::Deferred {
-                        until: Utc::now(),
-                        code: None,
-                        error: "cut off by shutdown".into(),
-                    },
+                    o = self.deliver(&mut sender, &row, &shutdown, Utc::now()) => o,
+                    _ = hard_stop.cancelled() => {
+                        cut_off = true;
+                        Outcome::Deferred {
+                            until: Utc::now(),
+                            code: None,
+                            error: "cut off by shutdown".into(),
+                        }
+                    }
                 }
             };
+            if cut_off {
+                // Mid-transaction: a QUIT would wait for a relay that is not answering.
+                sender.abandon();
+            }
             self.count(&outcome);
             if done.send((row.id, outcome)).is_err() {
                 break;
@@ -282,12 +292,42 @@ impl Delivery {
         metrics::counter!("herald_deliveries_total", "result" => result).increment(1);
     }
 
-    /// One attempt at one row.
+    /// One pass over the ledger as of `now`, on one connection of its own: leases every row
+    /// due at `now` (of `issue`, or of every issue), makes one attempt at each, and records
+    /// the outcomes as of `now` before returning them. The pacer still paces (in real time);
+    /// the retry schedule and `mail.max_age` are judged against `now`, so a caller can step
+    /// through days of retries without waiting for them.
+    pub async fn drain_once(
+        &self,
+        issue: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<(i64, Outcome)>> {
+        let rows = self
+            .store
+            .lease_deliveries(&self.worker, i64::MAX, now, LEASE, issue)
+            .await?;
+        let mut sender = Sender::new(self.transport.clone(), self.site.config.mail.timeout.0);
+        let never = CancellationToken::new();
+        let mut outcomes = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let outcome = self.deliver(&mut sender, row, &never, now).await;
+            self.count(&outcome);
+            outcomes.push((row.id, outcome));
+        }
+        sender.close().await;
+        self.store
+            .finish_deliveries(&self.worker, &outcomes, now)
+            .await?;
+        Ok(outcomes)
+    }
+
+    /// One attempt at one row, at `now`.
     async fn deliver(
         &self,
         sender: &mut Sender,
         row: &Leased,
         shutdown: &CancellationToken,
+        now: DateTime<Utc>,
     ) -> Outcome {
         if !row.deliverable {
             return Outcome::Skipped;
@@ -296,7 +336,7 @@ impl Delivery {
             Ok(i) => i,
             Err(e) => {
                 return Outcome::Deferred {
-                    until: Utc::now() + chrono::Duration::seconds(30),
+                    until: now + chrono::Duration::seconds(30),
                     code: None,
                     error: format!("loading issue {}: {e:#}", row.issue),
                 };
@@ -309,7 +349,7 @@ impl Delivery {
         }
         let eight_bit = match sender.eight_bit().await {
             Ok(b) => b,
-            Err(e) => return self.relay_unreachable(row, &issue, e),
+            Err(e) => return self.relay_unreachable(row, &issue, e, now),
         };
         let token = self.keys.sign(&Claims {
             purpose: Purpose::Unsubscribe,
@@ -351,18 +391,30 @@ impl Delivery {
                 self.pacer.succeeded();
                 Outcome::Sent
             }
-            Err(e) => self.after_failure(row, &issue, e).await,
+            Err(e) => self.after_failure(row, &issue, e, now).await,
         }
     }
 
-    fn relay_unreachable(&self, row: &Leased, issue: &CachedIssue, e: SendError) -> Outcome {
+    fn relay_unreachable(
+        &self,
+        row: &Leased,
+        issue: &CachedIssue,
+        e: SendError,
+        now: DateTime<Utc>,
+    ) -> Outcome {
         let delay = self.pacer.unreachable();
         tracing::warn!("relay unreachable ({e}); retrying in {} s", delay.as_secs());
         metrics::counter!("herald_smtp_replies_total", "class" => "network").increment(1);
-        self.defer_or_fail(row, issue, e, delay)
+        self.defer_or_fail(row, issue, e, delay, now)
     }
 
-    async fn after_failure(&self, row: &Leased, issue: &CachedIssue, e: SendError) -> Outcome {
+    async fn after_failure(
+        &self,
+        row: &Leased,
+        issue: &CachedIssue,
+        e: SendError,
+        now: DateTime<Utc>,
+    ) -> Outcome {
         metrics::counter!("herald_smtp_replies_total", "class" => e.class()).increment(1);
         if e.is_permanent() {
             if e.is_bad_address() {
@@ -370,7 +422,7 @@ impl Delivery {
                     "{} bounced ({e}); the address will not be mailed again",
                     row.email
                 );
-                if let Err(err) = self.store.mark_bounced(row.subscriber, Utc::now()).await {
+                if let Err(err) = self.store.mark_bounced(row.subscriber, now).await {
                     tracing::error!("marking {} bounced: {err:#}", row.email);
                 }
             } else if e.is_policy() {
@@ -388,23 +440,29 @@ impl Delivery {
         if e.is_throttle() {
             self.pacer.throttled();
         }
-        let step = BACKOFF[(row.attempts.max(1) as usize - 1).min(BACKOFF.len() - 1)];
-        let base = self.site.config.mail.retry_base.0 * step;
-        self.defer_or_fail(row, issue, e, jitter(base))
+        let delay = retry_delay(
+            row.attempts,
+            self.site.config.mail.retry_base.0,
+            rand::random::<f64>(),
+        );
+        self.defer_or_fail(row, issue, e, delay, now)
     }
 
-    /// Defers a row by `delay`, or fails it when that would take it past `mail.max_age`.
+    /// Defers a row by `delay` — but never past the issue's `mail.max_age`, so the last
+    /// attempt falls at that age — or fails it once it is that old.
     fn defer_or_fail(
         &self,
         row: &Leased,
         issue: &CachedIssue,
         e: SendError,
         delay: Duration,
+        now: DateTime<Utc>,
     ) -> Outcome {
-        let until = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
         let max_age =
             chrono::Duration::from_std(self.site.config.mail.max_age.0).unwrap_or_default();
-        if until - issue.created > max_age {
+        let deadline = issue.created + max_age;
+        let until = (now + chrono::Duration::from_std(delay).unwrap_or_default()).min(deadline);
+        if now >= deadline {
             tracing::warn!(
                 "giving up on {} after {} attempts: {e}",
                 row.email,
@@ -521,10 +579,12 @@ impl Delivery {
     }
 }
 
-/// ±20% so deferred rows do not return in one wave.
-fn jitter(d: Duration) -> Duration {
-    let f: f64 = 0.8 + rand::random::<f64>() * 0.4;
-    d.mul_f64(f)
+/// The wait before the next attempt after the `attempts`-th failed temporarily: 1, 5, 30,
+/// 120, then 360 × `base` for every later one, spread by ±20% (`roll`, uniform in [0, 1),
+/// picks where) so deferred rows do not return in one wave.
+pub fn retry_delay(attempts: i64, base: Duration, roll: f64) -> Duration {
+    let step = BACKOFF[(attempts.max(1) as usize - 1).min(BACKOFF.len() - 1)];
+    (base * step).mul_f64(0.8 + roll.clamp(0.0, 1.0) * 0.4)
 }
 
 fn hostname() -> String {
@@ -544,8 +604,10 @@ fn process_alive(pid: i64) -> bool {
 }
 
 /// Paces sends to `mail.rate_per_second`, halves the rate on throttling replies (at most
-/// once a second), lets it recover by a tenth each calm second, and holds every sender back
-/// while the relay is unreachable.
+/// once a second), lets it recover by a tenth for each calm second (one without a throttling
+/// reply) up to the configured rate, and holds every sender back while the relay is
+/// unreachable: 1 s, then 2, 4, … up to 30 s between tries. Time is tokio's clock, so tests
+/// can pause and advance it.
 pub struct Pacer {
     state: Mutex<PacerState>,
 }
@@ -553,42 +615,72 @@ pub struct Pacer {
 struct PacerState {
     max_rate: f64,
     rate: f64,
-    next: Instant,
-    last_change: Instant,
+    /// The next free turn.
+    next: Clock,
+    /// When the rate was last halved.
+    last_halving: Option<Clock>,
+    /// Since when no throttling reply came (whole calm seconds after it raise the rate).
+    calm_since: Clock,
     /// While the relay is unreachable: when to try again, and the current delay.
-    down_until: Option<Instant>,
+    down_until: Option<Clock>,
     down_delay: Duration,
+}
+
+/// The rate never drops below this fraction of the configured one.
+const RATE_FLOOR: f64 = 1.0 / 16.0;
+/// The longest hold-back while the relay is unreachable.
+const MAX_HOLD_BACK: Duration = Duration::from_secs(30);
+
+impl PacerState {
+    /// A tenth more for every whole calm second, up to the configured rate.
+    fn recover(&mut self, now: Clock) {
+        if self.rate >= self.max_rate {
+            self.calm_since = now;
+            return;
+        }
+        let calm = now.saturating_duration_since(self.calm_since).as_secs();
+        if calm == 0 {
+            return;
+        }
+        self.rate = (self.rate * 1.1f64.powi(calm.min(1000) as i32)).min(self.max_rate);
+        self.calm_since += Duration::from_secs(calm);
+        metrics::gauge!("herald_send_rate_limit").set(self.rate);
+    }
 }
 
 impl Pacer {
     pub fn new(rate: f64) -> Pacer {
-        let now = Instant::now();
+        let now = Clock::now();
         Pacer {
             state: Mutex::new(PacerState {
                 max_rate: rate,
                 rate,
                 next: now,
-                last_change: now,
+                last_halving: None,
+                calm_since: now,
                 down_until: None,
                 down_delay: Duration::ZERO,
             }),
         }
     }
 
+    fn state(&self) -> std::sync::MutexGuard<'_, PacerState> {
+        self.state.lock().expect("no panics while locked")
+    }
+
+    /// The current limit, in messages per second.
     pub fn rate(&self) -> f64 {
-        self.state.lock().expect("no panics while locked").rate
+        let mut s = self.state();
+        s.recover(Clock::now());
+        s.rate
     }
 
     /// Waits for this sender's turn.
     pub async fn wait(&self) {
         let at = {
-            let mut s = self.state.lock().expect("no panics while locked");
-            let now = Instant::now();
-            // Recovery: a tenth more per calm second, up to the configured rate.
-            if s.rate < s.max_rate && now.duration_since(s.last_change) >= Duration::from_secs(1) {
-                s.rate = (s.rate * 1.1).min(s.max_rate);
-                s.last_change = now;
-            }
+            let mut s = self.state();
+            let now = Clock::now();
+            s.recover(now);
             let interval = Duration::from_secs_f64(1.0 / s.rate);
             let mut at = s.next.max(now);
             if let Some(up) = s.down_until {
@@ -599,18 +691,23 @@ impl Pacer {
         };
         // Timers have millisecond granularity: a turn less than a millisecond away is taken
         // now (a burst of at most a millisecond's worth), or fast rates would crawl.
-        if at > Instant::now() + Duration::from_millis(1) {
-            tokio::time::sleep_until(at.into()).await;
+        if at > Clock::now() + Duration::from_millis(1) {
+            tokio::time::sleep_until(at).await;
         }
     }
 
-    /// A throttling reply: halve the rate (floor: a sixteenth of the configured rate).
+    /// A throttling reply: halve the rate unless it was halved less than a second ago
+    /// (floor: a sixteenth of the configured rate). Either way this second is not calm.
     pub fn throttled(&self) {
-        let mut s = self.state.lock().expect("no panics while locked");
-        let now = Instant::now();
-        if now.duration_since(s.last_change) >= Duration::from_secs(1) {
-            s.rate = (s.rate / 2.0).max(s.max_rate / 16.0);
-            s.last_change = now;
+        let mut s = self.state();
+        let now = Clock::now();
+        s.recover(now);
+        s.calm_since = now;
+        if s.last_halving
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1))
+        {
+            s.rate = (s.rate / 2.0).max(s.max_rate * RATE_FLOOR);
+            s.last_halving = Some(now);
             tracing::info!(
                 "the relay asks to slow down: sending at {:.1} messages/s",
                 s.rate
@@ -619,23 +716,153 @@ impl Pacer {
         }
     }
 
+    /// The relay took a message: it is reachable again.
     pub fn succeeded(&self) {
-        let mut s = self.state.lock().expect("no panics while locked");
+        let mut s = self.state();
         if s.down_until.is_some() {
             s.down_until = None;
             s.down_delay = Duration::ZERO;
         }
     }
 
-    /// The relay cannot be reached: everyone waits 1 s, then 2, 4… up to 30 s.
+    /// The relay cannot be reached: everyone waits 1 s, then 2, 4… up to 30 s. Failures while
+    /// a hold-back is still running do not lengthen it. Returns the current hold-back.
     pub fn unreachable(&self) -> Duration {
-        let mut s = self.state.lock().expect("no panics while locked");
-        let now = Instant::now();
+        let mut s = self.state();
+        let now = Clock::now();
         if s.down_until.is_none_or(|u| u <= now) {
-            s.down_delay =
-                (s.down_delay * 2).clamp(Duration::from_secs(1), Duration::from_secs(30));
+            s.down_delay = (s.down_delay * 2).clamp(Duration::from_secs(1), MAX_HOLD_BACK);
             s.down_until = Some(now + s.down_delay);
         }
         s.down_delay
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::advance;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pacer_spaces_turns_by_the_configured_rate() {
+        let p = Pacer::new(10.0);
+        let start = Clock::now();
+        let mut turns = Vec::new();
+        for _ in 0..21 {
+            p.wait().await;
+            turns.push(Clock::now() - start);
+        }
+        for (k, t) in turns.iter().enumerate() {
+            assert_eq!(*t, 100 * MS * k as u32, "turn {k}");
+        }
+        // Idle time is not saved up for a burst.
+        advance(Duration::from_secs(5)).await;
+        let idle_end = Clock::now();
+        p.wait().await;
+        p.wait().await;
+        assert_eq!(Clock::now() - idle_end, 100 * MS);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_halves_the_rate_at_most_once_a_second_down_to_a_floor() {
+        let p = Pacer::new(160.0);
+        p.throttled();
+        assert!(close(p.rate(), 80.0), "{}", p.rate());
+        p.throttled();
+        advance(999 * MS).await;
+        p.throttled();
+        assert!(close(p.rate(), 80.0), "once a second at most: {}", p.rate());
+        advance(MS).await;
+        p.throttled();
+        assert!(close(p.rate(), 40.0), "{}", p.rate());
+        for _ in 0..10 {
+            advance(Duration::from_secs(1)).await;
+            p.throttled();
+        }
+        assert!(close(p.rate(), 10.0), "floor: a sixteenth: {}", p.rate());
+        // Paced at the halved rate.
+        advance(Duration::from_secs(5)).await;
+        p.throttled();
+        let start = Clock::now();
+        p.wait().await;
+        p.wait().await;
+        assert_eq!(Clock::now() - start, 100 * MS);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_recovers_by_a_tenth_each_calm_second_up_to_the_configured_rate() {
+        let p = Pacer::new(100.0);
+        p.throttled();
+        assert!(close(p.rate(), 50.0));
+        advance(500 * MS).await;
+        p.throttled(); // not halved again, but this second is not calm
+        assert!(close(p.rate(), 50.0));
+        advance(999 * MS).await;
+        assert!(close(p.rate(), 50.0), "no calm second yet: {}", p.rate());
+        advance(MS).await;
+        assert!(close(p.rate(), 55.0), "{}", p.rate());
+        advance(Duration::from_secs(1)).await;
+        assert!(close(p.rate(), 60.5), "{}", p.rate());
+        advance(Duration::from_secs(2)).await;
+        assert!(close(p.rate(), 60.5 * 1.21), "{}", p.rate());
+        advance(Duration::from_secs(60)).await;
+        assert!(close(p.rate(), 100.0), "never above the configured rate");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unreachable_relay_holds_every_sender_back_1_2_4_up_to_30_s() {
+        let p = Pacer::new(1000.0);
+        let mut delays = Vec::new();
+        for _ in 0..8 {
+            let d = p.unreachable();
+            // A second failure during the hold-back (another sender) does not lengthen it.
+            assert_eq!(p.unreachable(), d);
+            delays.push(d.as_secs());
+            let start = Clock::now();
+            p.wait().await;
+            assert_eq!(
+                Clock::now() - start,
+                d,
+                "every sender waits out the hold-back"
+            );
+        }
+        assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30, 30]);
+        p.succeeded();
+        let start = Clock::now();
+        p.wait().await;
+        assert!(Clock::now() - start <= MS, "reachable again: no hold-back");
+        assert_eq!(
+            p.unreachable(),
+            Duration::from_secs(1),
+            "starts again at 1 s"
+        );
+    }
+
+    #[test]
+    fn retries_wait_1_5_30_120_then_360_times_the_base_give_or_take_a_fifth() {
+        let base = Duration::from_secs(60);
+        let steps: Vec<u64> = (1..=7)
+            .map(|a| retry_delay(a, base, 0.5).as_secs())
+            .collect();
+        assert_eq!(steps, [60, 300, 1800, 7200, 21600, 21600, 21600]);
+        assert_eq!(
+            retry_delay(0, base, 0.5),
+            base,
+            "a row never tried counts as the first"
+        );
+        assert_eq!(retry_delay(1, base, 0.0), Duration::from_secs(48));
+        assert_eq!(retry_delay(1, base, 1.0), Duration::from_secs(72));
+        assert_eq!(retry_delay(3, base, 0.0), Duration::from_secs(1440));
+        assert_eq!(retry_delay(3, base, 1.0), Duration::from_secs(2160));
+        for _ in 0..1000 {
+            let d = retry_delay(2, base, rand::random::<f64>());
+            assert!((240.0..=360.0).contains(&d.as_secs_f64()), "{d:?}");
+        }
     }
 }

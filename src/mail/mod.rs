@@ -158,6 +158,9 @@ fn enhanced_code(text: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// How long a connection given up on may take to say goodbye.
+const ABORT_WAIT: Duration = Duration::from_secs(1);
+
 /// One worker's way out: a lazily opened SMTP connection (reopened after errors) or a
 /// folder of `.eml` files.
 pub struct Sender {
@@ -201,14 +204,21 @@ impl Sender {
                 if let Err(e) = &result
                     && (e.code.is_none() || e.code == Some(421) || conn.is_broken())
                 {
-                    // Lost, timed out, or closed by the relay: start afresh next time.
+                    // Lost, timed out, or closed by the relay: start afresh next time. The
+                    // goodbye (QUIT) is bounded too: a relay that stalled after DATA does not
+                    // answer it either.
                     if let Some(mut c) = self.conn.take() {
-                        c.abort().await;
+                        let _ = tokio::time::timeout(ABORT_WAIT.min(timeout), c.abort()).await;
                     }
                 }
                 result
             }
         }
+    }
+
+    /// Drops the connection without a word (after a send was cut off mid-transaction).
+    pub fn abandon(&mut self) {
+        self.conn = None;
     }
 
     /// Says goodbye to the relay (idle workers do this so connections are not left open).
@@ -301,5 +311,46 @@ mod tests {
         assert!(e(553, "5.1.8").is_policy());
         assert!(e(451, "4.3.0").is_throttle() && !e(451, "4.3.0").is_permanent());
         assert!(!SendError::network("lost").is_permanent());
+        // 5.1.7 and 5.1.8 are about the sender: policy, never a bounce; 5.1.x else bounces.
+        for sender_side in ["5.1.7", "5.1.8"] {
+            let x = e(550, sender_side);
+            assert!(x.is_policy() && !x.is_bad_address(), "{sender_side}");
+        }
+        for recipient in ["5.1.1", "5.1.2", "5.1.6", "5.1.10"] {
+            let x = e(550, recipient);
+            assert!(x.is_bad_address() && !x.is_policy(), "{recipient}");
+        }
+        let x = e(552, "5.2.2");
+        assert!(x.is_permanent() && !x.is_bad_address() && !x.is_policy());
+        // A 4xx with a 5.1.1-looking text is still temporary: no bounce.
+        assert!(!e(450, "5.1.1").is_bad_address());
+    }
+
+    #[test]
+    fn exactly_421_450_451_452_and_454_are_throttling() {
+        let code = |c| SendError {
+            code: Some(c),
+            enhanced: None,
+            message: String::new(),
+        };
+        let throttling: Vec<u16> = (200..600).filter(|c| code(*c).is_throttle()).collect();
+        assert_eq!(throttling, [421, 450, 451, 452, 454]);
+        assert!(!SendError::network("timed out after 60 s").is_throttle());
+    }
+
+    #[test]
+    fn reply_classes_label_the_metrics() {
+        let code = |c| SendError {
+            code: Some(c),
+            enhanced: None,
+            message: String::new(),
+        };
+        assert_eq!(code(550).class(), "5xx");
+        assert_eq!(code(500).class(), "5xx");
+        assert_eq!(code(451).class(), "4xx");
+        assert_eq!(code(400).class(), "4xx");
+        assert_eq!(code(354).class(), "other");
+        assert_eq!(SendError::network("timed out after 1 s").class(), "timeout");
+        assert_eq!(SendError::network("connection reset").class(), "network");
     }
 }

@@ -77,6 +77,19 @@ pub enum Outcome {
     Released,
 }
 
+/// One ledger row as stored.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: i64,
+    pub subscriber: i64,
+    /// `queued`, `sending`, `sent`, `deferred`, `failed` or `skipped`.
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt: DateTime<Utc>,
+    pub last_code: Option<i64>,
+    pub last_error: Option<String>,
+}
+
 /// Ledger counts for one issue.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct IssueCounts {
@@ -580,6 +593,30 @@ impl Store {
             out.push(c);
         }
         Ok(out)
+    }
+
+    /// Every ledger row of an issue, in id order, as stored.
+    pub async fn deliveries(&self, issue: i64) -> anyhow::Result<Vec<Delivery>> {
+        let rows = sqlx::query(
+            "SELECT id, subscriber_id, status, attempts, next_attempt_ms, last_code, last_error
+             FROM deliveries WHERE issue_id = $1 ORDER BY id",
+        )
+        .bind(issue)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Delivery {
+                    id: r.try_get("id")?,
+                    subscriber: r.try_get("subscriber_id")?,
+                    status: r.try_get("status")?,
+                    attempts: r.try_get("attempts")?,
+                    next_attempt: from_ms(r.try_get("next_attempt_ms")?),
+                    last_code: r.try_get("last_code")?,
+                    last_error: r.try_get("last_error")?,
+                })
+            })
+            .collect()
     }
 
     /// Rows per status over the whole ledger (for `/metrics`).

@@ -35,6 +35,8 @@ mod import;
 mod pages;
 /// A real feed reader (newsboat) polling `herald run` through new, back-dated and edited articles.
 mod readers;
+/// The README's delivery promises one by one: recipients, SMTP answers, retries, timeouts, duplicates, connections, rate, stopping, one-click unsubscribe.
+mod sending;
 /// Sign-up, confirmation, unsubscription, the admin API, with real SMTP.
 mod subscribers;
 /// Random Unicode, entities, markup and controls through parsing, summaries and feeds.
