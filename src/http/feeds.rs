@@ -19,21 +19,14 @@ pub async fn serve(
     Path(path): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let build = app.current();
-    let Some(file) = build.feeds.get(path.as_str()) else {
-        return (
+    answer(&app, &method, &path, &headers).unwrap_or_else(|| {
+        (
             StatusCode::NOT_FOUND,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             "no such feed\n",
         )
-            .into_response();
-    };
-    respond(
-        file,
-        &method,
-        &headers,
-        app.hub().map(|hub| (hub, app.site(), path.as_str())),
-    )
+            .into_response()
+    })
 }
 
 /// A feed poll answered before the router: `GET`/`HEAD` of an existing feed file, under a
@@ -54,25 +47,29 @@ pub fn fast<B>(app: &App, req: &axum::http::Request<B>) -> Option<Response> {
     if path.contains('%') {
         return None;
     }
-    let build = app.current();
-    let file = build.feeds.get(path)?;
-    let response = respond(
-        file,
-        method,
-        req.headers(),
-        app.hub().map(|hub| (hub, app.site(), path)),
-    );
+    let response = answer(app, method, path, req.headers())?;
     crate::telemetry::count_feed_request(response.status());
     Some(response)
 }
 
+/// The answer for the feed file at `path` (below `/feeds/`), if there is one.
+fn answer(app: &App, method: &Method, path: &str, req: &HeaderMap) -> Option<Response> {
+    let build = app.current();
+    let file = build.feeds.get(path)?;
+    let link = app.hub().and_then(|hub| {
+        let self_url = crate::publish::feed_url(app.site(), path);
+        HeaderValue::from_str(&format!("<{hub}>; rel=\"hub\", <{self_url}>; rel=\"self\"")).ok()
+    });
+    Some(respond(file, method, req, link))
+}
+
 /// The response for one feed file, given the request's method and headers, and the WebSub
-/// hub with what the feed's `self` link is made from.
-pub fn respond(
+/// `Link` header when a hub is configured.
+fn respond(
     file: &FeedFile,
     method: &Method,
     req: &HeaderMap,
-    hub: Option<(&str, &crate::config::Site, &str)>,
+    link: Option<HeaderValue>,
 ) -> Response {
     let gzip = accepts_gzip(req);
     let prepared = file.prepared();
@@ -93,12 +90,8 @@ pub fn respond(
     headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     headers.insert(header::ETAG, etag_value.clone());
     headers.insert(header::LAST_MODIFIED, file.last_modified());
-    if let Some((hub, site, path)) = hub {
-        let self_url = crate::publish::feed_url(site, path);
-        let link = format!("<{hub}>; rel=\"hub\", <{self_url}>; rel=\"self\"");
-        if let Ok(v) = HeaderValue::from_str(&link) {
-            headers.insert(header::LINK, v);
-        }
+    if let Some(link) = link {
+        headers.insert(header::LINK, link);
     }
 
     if (method == Method::GET || method == Method::HEAD) && not_modified(req, etag, file.modified) {

@@ -476,15 +476,11 @@ pub(super) fn herald_child(
     args: &[&str],
     smtp: &SmtpServer,
 ) -> std::process::Command {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_herald"));
-    c.arg("--site")
-        .arg(p.path())
-        .args(args)
-        .env_clear()
+    let mut c = herald_command(p.path());
+    c.args(args)
         .env("HERALD_SMTP_URL", smtp.url())
         .env("HERALD_SECRET", SECRET)
         .env("HERALD_HTTP_BIND", "127.0.0.1:0")
-        .env("HERALD_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit());
     c
@@ -646,11 +642,7 @@ async fn sigterm_mid_send_finishes_in_flight_mail_and_a_restart_sends_the_rest()
         s.count() >= 10
     })
     .await;
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success(), "SIGTERM delivered");
+    sigterm(&child);
     let status = exit_within(child, Duration::from_secs(30), "SIGTERM").await;
     assert_eq!(
         status.code(),

@@ -329,9 +329,7 @@ impl Child {
 
     /// Sends SIGTERM (the process must still be there to get it).
     pub fn term(&self) {
-        use rustix::process::{Pid, Signal, kill_process};
-        let pid = Pid::from_raw(self.child.id() as i32).expect("a child has a pid");
-        kill_process(pid, Signal::TERM).expect("the child is alive to get SIGTERM");
+        sigterm(&self.child);
     }
 
     /// Waits for the process to exit, at most `timeout`; a hang is killed and fails the test.
@@ -347,6 +345,13 @@ impl Drop for Child {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends SIGTERM to `child`, which must still be there to get it.
+pub fn sigterm(child: &std::process::Child) {
+    use rustix::process::{Pid, Signal, kill_process};
+    let pid = Pid::from_raw(child.id() as i32).expect("a child has a pid");
+    kill_process(pid, Signal::TERM).expect("the child is alive to get SIGTERM");
 }
 
 /// Waits for `child` to exit, at most `timeout`; on a hang kills it and panics with `log()`.

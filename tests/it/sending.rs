@@ -442,13 +442,6 @@ async fn herald_run_stopped_mid_delivery_exits_in_the_grace_and_a_restart_loses_
         ..Default::default()
     });
     let (store, issue) = make_issue(&p).await;
-    let term = |child: &std::process::Child| {
-        let ok = std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success(), "SIGTERM delivered");
-    };
 
     let mut child = herald_child(&p, &["run"], &smtp).spawn().unwrap();
     smtp.until(LONG, "the daemon delivers", |s| s.count() >= 10)
@@ -456,7 +449,7 @@ async fn herald_run_stopped_mid_delivery_exits_in_the_grace_and_a_restart_loses_
     let c = counts(&store, Some(issue)).await;
     assert!(c.sending > 0 && c.sent < n as i64, "mid-delivery: {c:?}");
     assert!(child.try_wait().unwrap().is_none(), "alive");
-    term(&child);
+    sigterm(&child);
     let status = exit_within(child, Duration::from_secs(30), "herald run after SIGTERM").await;
     assert!(status.success(), "{status:?}");
     let c = counts(&store, Some(issue)).await;
@@ -477,7 +470,7 @@ async fn herald_run_stopped_mid_delivery_exits_in_the_grace_and_a_restart_loses_
         |c| c.sent == n as i64,
     )
     .await;
-    term(&child);
+    sigterm(&child);
     let status = exit_within(child, Duration::from_secs(30), "the second stop").await;
     assert!(status.success(), "{status:?}");
     let got = copies(&smtp);
