@@ -915,9 +915,9 @@ async fn the_daemon_fires_a_schedule_and_puts_the_digest_in_the_outbox() {
     assert!(found.is_some(), "a digest .eml appears in outbox/");
     let archive = d.text("/archive/minutely/").await;
     assert!(archive.contains("Fresh"), "{archive}");
-    let metrics = d.text("/metrics").await;
-    assert!(metrics.contains("herald_deliveries_total"), "{metrics}");
-    assert!(metrics.contains("herald_http_requests_total"));
+    // (What /metrics counts is asserted exactly, in a process of its own, by
+    // daemon::metrics_count_deliveries_replies_refusals_rows_builds_and_requests: here the
+    // recorder is shared with every other in-process test, so a `contains` could not fail.)
     store.close().await;
     d.stop().await;
 }
