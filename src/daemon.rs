@@ -98,20 +98,20 @@ pub async fn run_with(
     let store = Store::open(&site.store_path()?).await?;
     let templates = Arc::new(
         Templates::load(&site.templates_dir(), site.config.site.timezone.0).map_err(|errors| {
-            crate::cli::BadInput(format!("templates:\n  {}", errors.join("\n  ")))
+            crate::error::BadInput(format!("templates:\n  {}", errors.join("\n  ")))
         })?,
     );
     let keys =
         crate::subscribers::confirmations::load_keys(&store, secrets.secret.as_deref()).await?;
     let transport =
-        Transport::from_site(&site, secrets.smtp_url.as_deref()).map_err(crate::cli::BadInput)?;
+        Transport::from_site(&site, secrets.smtp_url.as_deref()).map_err(crate::error::BadInput)?;
     let admin_token = crate::http::api::admin_token(secrets.admin_token.as_deref())
-        .map_err(crate::cli::BadInput)?;
+        .map_err(crate::error::BadInput)?;
     if admin_token.is_none() {
         tracing::info!("admin API off (set HERALD_ADMIN_TOKEN to turn it on)");
     }
     let wake = Arc::new(Notify::new());
-    let newsletters = Newsletter::all(&site).map_err(crate::cli::BadInput)?;
+    let newsletters = Newsletter::all(&site).map_err(crate::error::BadInput)?;
     crate::telemetry::handle();
     let mut publisher = Publisher::new(site.clone(), store.clone());
     let first = publisher.build(Utc::now()).await.context("first build")?;
@@ -211,7 +211,7 @@ pub async fn run_with(
         .borrow()
         .changed
         .iter()
-        .map(|rel| crate::publish::feed_url(&site, rel))
+        .map(|rel| crate::links::feed_url(&site.config.site.base_url.0, rel))
         .collect();
     if let Some(hub) = &site.config.feeds.websub_hub
         && !first_changed.is_empty()
@@ -505,7 +505,7 @@ fn report(build: &Build) {
         build.removed.len(),
         build
             .next_due
-            .map(|d| format!(", next scheduled article due {}", crate::feeds::rfc3339(d)))
+            .map(|d| format!(", next scheduled article due {}", crate::time::rfc3339(d)))
             .unwrap_or_default()
     );
 }
@@ -590,7 +590,9 @@ async fn builder(
                 let changed: Vec<String> = build
                     .changed
                     .iter()
-                    .map(|rel| crate::publish::feed_url(publisher.site(), rel))
+                    .map(|rel| {
+                        crate::links::feed_url(&publisher.site().config.site.base_url.0, rel)
+                    })
                     .collect();
                 // A second change within one second goes live when its second begins.
                 if let Ok(wait) = (build.live_from - Utc::now()).to_std()

@@ -21,12 +21,16 @@
 //! - [`cli`]: the command line.
 
 pub mod articles;
+pub mod audience;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod delivery;
+pub mod error;
 pub mod feeds;
+pub mod fs;
 pub mod http;
+pub mod links;
 pub mod mail;
 pub mod newsletters;
 pub mod publish;
@@ -34,4 +38,5 @@ pub mod store;
 pub mod subscribers;
 pub mod telemetry;
 pub mod templates;
+pub mod time;
 pub mod websub;

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -21,6 +21,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use crate::articles::{self, Article, Library, Parsed, Problem, Rendered, Tag};
 use crate::config::{FeedFormat, Site};
 use crate::feeds::{self, Channel, Entry, FeedFile, FeedSpec};
+use crate::fs::write_atomic;
 use crate::store::Store;
 use crate::store::articles::{FeedStamp, IndexRow};
 
@@ -192,7 +193,7 @@ impl Publisher {
                     let channel = Channel {
                         site: &site.config.site,
                         spec,
-                        self_url: feed_url(&site, &rel),
+                        self_url: crate::links::feed_url(&site.config.site.base_url.0, &rel),
                         hub: hub.as_deref(),
                         entries: &entries,
                     };
@@ -434,17 +435,6 @@ fn tags_of(published: &[&Article]) -> Vec<Tag> {
     by_slug.into_values().cloned().collect()
 }
 
-/// The absolute URL a feed file is served at.
-pub fn feed_url(site: &Site, rel: &str) -> String {
-    site.config
-        .site
-        .base_url
-        .0
-        .join(&format!("feeds/{rel}"))
-        .map(|u| u.to_string())
-        .unwrap_or_else(|_| site.config.site.url(&format!("feeds/{rel}")))
-}
-
 /// What a feed file's bytes depend on, besides configuration (fixed for a process).
 fn fingerprint(
     format: FeedFormat,
@@ -564,24 +554,4 @@ fn collect_feed_files(root: &Path, dir: &Path, out: &mut Vec<String>) {
             out.push(rel.to_string_lossy().replace('\\', "/"));
         }
     }
-}
-
-/// Writes through a temporary file in the same folder and renames it into place, so a
-/// reader never sees half a file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp: PathBuf = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("writing {}", path.display()))
 }

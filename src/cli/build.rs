@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use chrono::Utc;
 
-use super::EXIT_BAD_INPUT;
 use crate::config::Site;
+use crate::error::EXIT_BAD_INPUT;
 use crate::publish::Publisher;
 use crate::store::Store;
 
@@ -43,7 +43,7 @@ pub async fn run(site: Arc<Site>) -> anyhow::Result<ExitCode> {
     if let Some(due) = build.next_due {
         println!(
             "next scheduled article is due {}",
-            crate::feeds::rfc3339(due)
+            crate::time::rfc3339(due)
         );
     }
     if !build.problems.is_empty() {

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use chrono::Utc;
 
-use super::EXIT_BAD_INPUT;
 use crate::articles::{Article, Library};
 use crate::config::Site;
+use crate::error::EXIT_BAD_INPUT;
 use crate::newsletters::Newsletter;
 use crate::templates::{Flavor, Templates};
 

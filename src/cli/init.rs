@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::BadInput;
+use crate::error::BadInput;
 
 const GITIGNORE: &str = "/feeds/\n/subscribers/\n/outbox/\n";
 

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use crate::config::{ConfigError, Site};
+use crate::error::BadInput;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -76,15 +77,6 @@ pub enum Command {
     },
 }
 
-/// Exit codes, as the README documents them.
-pub const EXIT_RUNTIME: u8 = 1;
-pub const EXIT_BAD_INPUT: u8 = 2;
-
-/// A failure caused by what the user gave us (exit code 2), as opposed to the world.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BadInput(pub String);
-
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
@@ -92,11 +84,7 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            if e.downcast_ref::<BadInput>().is_some() || e.downcast_ref::<ConfigError>().is_some() {
-                ExitCode::from(EXIT_BAD_INPUT)
-            } else {
-                ExitCode::from(EXIT_RUNTIME)
-            }
+            ExitCode::from(crate::error::exit_code(&e))
         }
     }
 }
@@ -120,8 +108,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Opens the publication; a configuration error is the user's (exit code 2).
 fn open(dir: &std::path::Path) -> anyhow::Result<Arc<Site>> {
-    Ok(Arc::new(Site::open(dir)?))
+    let site = Site::open(dir).map_err(|e: ConfigError| BadInput(e.to_string()))?;
+    Ok(Arc::new(site))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

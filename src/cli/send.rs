@@ -13,9 +13,9 @@ use anyhow::Context;
 use chrono::{SubsecRound, Utc};
 use tokio_util::sync::CancellationToken;
 
-use super::{BadInput, EXIT_RUNTIME};
 use crate::config::{Secrets, Site};
 use crate::delivery::Delivery;
+use crate::error::{BadInput, EXIT_RUNTIME};
 use crate::mail::message::{Composer, Digest};
 use crate::mail::{Sender, Transport};
 use crate::newsletters::scheduler::{Issuer, Made};

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use chrono::Utc;
 use clap::Subcommand;
 
-use super::{BadInput, EXIT_BAD_INPUT};
 use crate::config::Site;
+use crate::error::{BadInput, EXIT_BAD_INPUT};
 use crate::store::Store;
 use crate::store::subscribers::{Added, ListFilter};
 use crate::subscribers::{Email, Evidence, Status, clean_name, import};

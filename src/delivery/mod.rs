@@ -82,7 +82,7 @@ impl Delivery {
         keys: Keys,
         transport: Transport,
     ) -> anyhow::Result<Arc<Delivery>> {
-        let composer = Composer::new(&site).map_err(crate::cli::BadInput)?;
+        let composer = Composer::new(&site).map_err(crate::error::BadInput)?;
         let host = hostname();
         let pid = std::process::id();
         let worker = format!("{host}:{pid}:{}", Utc::now().timestamp_millis());

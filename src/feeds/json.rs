@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 
-use super::{Channel, rfc3339};
+use super::Channel;
+use crate::time::rfc3339;
 
 #[derive(Serialize)]
 struct Feed<'a> {

@@ -12,11 +12,12 @@ pub mod rss;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::articles::{Article, Rendered, Tag};
 use crate::config::{FeedFormat, SiteConfig};
+use crate::time::http_date;
 
 /// One feed (the whole publication, or one tag) in every format.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,16 +122,6 @@ pub fn render(format: FeedFormat, channel: &Channel<'_>) -> Vec<u8> {
 /// Orders articles newest first, ties broken by id so the order never wobbles.
 pub fn newest_first(articles: &mut [&Article]) {
     articles.sort_by(|a, b| b.date.cmp(&a.date).then_with(|| a.id.cmp(&b.id)));
-}
-
-/// RFC 3339 in UTC with an upper-case `T` and `Z`, whole seconds (Atom, JSON Feed).
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// RFC 822 with a four-digit year, in UTC (RSS).
-pub fn rfc822(t: DateTime<Utc>) -> String {
-    t.to_rfc2822()
 }
 
 /// The media type of an image, from the extension of its URL's path (`None` when unknown: the
@@ -271,9 +262,4 @@ impl FeedFile {
             None => http_date(self.modified.min(Utc::now())),
         }
     }
-}
-
-fn http_date(t: DateTime<Utc>) -> http::HeaderValue {
-    http::HeaderValue::from_str(&httpdate::fmt_http_date(t.into()))
-        .expect("HTTP dates are valid header values")
 }

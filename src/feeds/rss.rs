@@ -14,8 +14,9 @@ use rss::extension::dublincore::DublinCoreExtension;
 use rss::extension::{Extension, ExtensionMap};
 use rss::{Category, Channel as RssChannel, Guid, Item};
 
-use super::{Channel, hex_references, image_type, rfc822};
+use super::{Channel, hex_references, image_type};
 use crate::articles::body::escape_html;
+use crate::time::rfc822;
 
 /// The Media RSS namespace (<https://www.rssboard.org/media-rss>).
 const MEDIA_NS: &str = "http://search.yahoo.com/mrss/";

@@ -344,7 +344,7 @@ async fn articles(State(app): State<App>) -> Response {
         .map(|a| {
             json!({
                 "id": a.id, "slug": a.slug, "title": a.title, "url": a.url,
-                "date": crate::feeds::rfc3339(a.date), "draft": a.draft, "published": a.is_due(now),
+                "date": crate::time::rfc3339(a.date), "draft": a.draft, "published": a.is_due(now),
                 "tags": a.tags.iter().map(|t| &t.name).collect::<Vec<_>>(),
                 "source": a.source,
             })

@@ -29,7 +29,7 @@ pub async fn list(State(app): State<App>, Path(newsletter): Path<String>) -> Res
         .map(|i| {
             json!({
                 "title": i.title,
-                "date": crate::feeds::rfc3339(i.scheduled),
+                "date": crate::time::rfc3339(i.scheduled),
                 "url": cfg.site.url(&format!("archive/{newsletter}/{}", issue_slug(i.scheduled))),
             })
         })

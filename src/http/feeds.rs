@@ -57,7 +57,7 @@ fn answer(app: &App, method: &Method, path: &str, req: &HeaderMap) -> Option<Res
     let build = app.current();
     let file = build.feeds.get(path)?;
     let link = app.hub().and_then(|hub| {
-        let self_url = crate::publish::feed_url(app.site(), path);
+        let self_url = crate::links::feed_url(&app.site().config.site.base_url.0, path);
         HeaderValue::from_str(&format!("<{hub}>; rel=\"hub\", <{self_url}>; rel=\"self\"")).ok()
     });
     Some(respond(file, method, req, link))

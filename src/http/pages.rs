@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use super::App;
 use super::site::{Pages, subscribe_url};
 use crate::config::FeedFormat;
-use crate::feeds::rfc3339;
 use crate::templates::Flavor;
+use crate::time::rfc3339;
 
 /// How many articles the home page lists.
 const HOME_ARTICLES: usize = 30;
@@ -33,7 +33,7 @@ pub fn base_context(app: &App, page_title: Option<&str>) -> serde_json::Map<Stri
             json!({
                 "title": format!("{} ({})", site.title.0, f.label()),
                 "type": f.media_type().split(';').next().unwrap_or_default(),
-                "href": crate::publish::feed_url(app.site(), f.file_name()),
+                "href": crate::links::feed_url(&app.site().config.site.base_url.0, f.file_name()),
             })
         })
         .collect();

@@ -28,8 +28,8 @@ use url::Url;
 use super::App;
 use super::pages::{base_context, not_found, render_html};
 use crate::articles::{Article, Rendered, Renderer, Tag};
-use crate::feeds::rfc3339;
 use crate::publish::Build;
+use crate::time::rfc3339;
 
 const CACHE_CONTROL: &str = "public, max-age=300";
 
@@ -305,7 +305,7 @@ pub async fn tag(
             json!({
                 "title": format!("{}: {} ({label})", cfg.site.title.0, tag.name),
                 "type": media.split(';').next().unwrap_or_default(),
-                "href": crate::publish::feed_url(app.site(), rel),
+                "href": crate::links::feed_url(&app.site().config.site.base_url.0, rel),
             })
         })
         .collect();
@@ -380,11 +380,7 @@ fn respond(html: String, modified: DateTime<Utc>, method: &Method, req: &HeaderM
         header::ETAG,
         HeaderValue::from_str(&etag).expect("hex ETags are valid headers"),
     );
-    headers.insert(
-        header::LAST_MODIFIED,
-        HeaderValue::from_str(&httpdate::fmt_http_date(modified.into()))
-            .expect("HTTP dates are valid headers"),
-    );
+    headers.insert(header::LAST_MODIFIED, crate::time::http_date(modified));
     if (method == Method::GET || method == Method::HEAD) && not_modified(req, &etag, modified) {
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }

@@ -256,7 +256,7 @@ fn write_eml(dir: &std::path::Path, out: &Outgoing) -> anyhow::Result<()> {
             }
         })
         .collect();
-    crate::publish::write_atomic(&dir.join(format!("{name}.eml")), &out.bytes)
+    crate::fs::write_atomic(&dir.join(format!("{name}.eml")), &out.bytes)
 }
 
 /// The `From` mailbox: `mail.from`, else the site author's email, else `newsletter@<domain>`.

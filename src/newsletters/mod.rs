@@ -402,7 +402,7 @@ fn article_views(renderer: &Renderer, articles: &[&Article]) -> Vec<ArticleView>
                 "id": a.id,
                 "title": a.title,
                 "url": a.url,
-                "date": crate::feeds::rfc3339(a.date),
+                "date": crate::time::rfc3339(a.date),
                 "summary": summary,
                 "content_html": html,
                 "content_text": text.trim_end(),
@@ -514,7 +514,7 @@ fn shaped_context(
         "issue": {
             "slug": slug,
             "title": facts.title(),
-            "date": crate::feeds::rfc3339(facts.scheduled),
+            "date": crate::time::rfc3339(facts.scheduled),
             "count": facts.articles.len(),
             "shown": shape.shown.min(facts.articles.len()),
             "more": more,

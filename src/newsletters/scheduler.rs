@@ -218,7 +218,7 @@ impl Scheduler {
             tracing::warn!(
                 "newsletter {}: skipping the issue due {}: {} h late, more than max_lateness ({})",
                 n.id(),
-                crate::feeds::rfc3339(latest),
+                crate::time::rfc3339(latest),
                 late.as_secs() / 3600,
                 n.config.max_lateness
             );
@@ -228,7 +228,7 @@ impl Scheduler {
                 tracing::info!(
                     "newsletter {}: the issue due {} was missed; sending it now ({} min late)",
                     n.id(),
-                    crate::feeds::rfc3339(latest),
+                    crate::time::rfc3339(latest),
                     late.as_secs() / 60
                 );
             }
@@ -253,19 +253,19 @@ impl Scheduler {
                 tracing::info!(
                     "newsletter {}: issue {id} for {}: {articles} articles to {recipients} subscribers",
                     n.id(),
-                    crate::feeds::rfc3339(at)
+                    crate::time::rfc3339(at)
                 );
                 self.wake_delivery.notify_one();
             }
             Made::Existing { id } => tracing::info!(
                 "newsletter {}: issue {id} for {} exists already",
                 n.id(),
-                crate::feeds::rfc3339(at)
+                crate::time::rfc3339(at)
             ),
             Made::Empty => tracing::info!(
                 "newsletter {}: nothing new for {}; no issue",
                 n.id(),
-                crate::feeds::rfc3339(at)
+                crate::time::rfc3339(at)
             ),
         }
         // Recorded only once the issue exists: a failure above is tried again.

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::{Store, from_ms, to_ms};
-use crate::subscribers::Status;
+use crate::audience::Status;
 
 /// An issue as stored.
 #[derive(Debug, Clone)]
@@ -563,7 +563,7 @@ impl Store {
                 issue: id,
                 newsletter,
                 title,
-                scheduled: crate::feeds::rfc3339(from_ms(scheduled)),
+                scheduled: crate::time::rfc3339(from_ms(scheduled)),
                 ..Default::default()
             };
             let rows: Vec<(String, i64)> = sqlx::query_as(

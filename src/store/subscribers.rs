@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::{Store, from_ms, to_ms};
-use crate::subscribers::{Email, Evidence, Refusal, Status, may_send_confirmation, tokens};
+use crate::audience::{self, Email, Evidence, Refusal, Status, may_send_confirmation};
 
 /// A subscriber as stored, with the newsletters it receives.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -214,7 +214,7 @@ impl Store {
                 .bind(now_ms)
                 .fetch_one(&mut *tx)
                 .await?;
-                (id, tokens::nonce(), now_ms, newsletters.to_vec())
+                (id, audience::nonce(), now_ms, newsletters.to_vec())
             }
             Some(row) => {
                 let id: i64 = row.try_get("id")?;
@@ -229,7 +229,7 @@ impl Store {
                         wanted.extend(split_ids(&pending));
                         (id, n, s, wanted)
                     }
-                    _ => (id, tokens::nonce(), now_ms, wanted),
+                    _ => (id, audience::nonce(), now_ms, wanted),
                 }
             }
         };
@@ -504,7 +504,7 @@ impl Store {
                 } else {
                     Status::Pending
                 };
-                let nonce = (!confirmed).then(tokens::nonce);
+                let nonce = (!confirmed).then(audience::nonce);
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO subscribers (email, email_key, name, status, created_ms, updated_ms,
                          consent_ms, consent_source, consent_ip, consent_user_agent, confirmed_ms,

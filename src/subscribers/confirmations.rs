@@ -194,7 +194,7 @@ pub fn render(
         "subscriber": {"email": job.email, "name": ""},
         "newsletters": newsletters,
         "confirm_url": confirm_url(site, keys, job),
-        "expires_at": crate::feeds::rfc3339(job.created + chrono::Duration::from_std(lifetime).unwrap_or_default()),
+        "expires_at": crate::time::rfc3339(job.created + chrono::Duration::from_std(lifetime).unwrap_or_default()),
     });
     let err = |e: String| anyhow::anyhow!(e);
     let subject = templates
@@ -251,7 +251,8 @@ impl header::Header for AutoSubmitted {
 /// database).
 pub async fn load_keys(store: &Store, secret: Option<&str>) -> anyhow::Result<Keys> {
     if let Some(secret) = secret {
-        return Keys::from_secrets(secret).map_err(|e| anyhow::Error::new(crate::cli::BadInput(e)));
+        return Keys::from_secrets(secret)
+            .map_err(|e| anyhow::Error::new(crate::error::BadInput(e)));
     }
     let secret = store
         .setting_or_insert("token_secret", &super::tokens::generate_secret())

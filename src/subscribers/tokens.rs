@@ -18,6 +18,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
+pub use crate::audience::nonce;
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// Bytes of the tag kept in the token (128 bits).
@@ -250,12 +252,6 @@ fn key_id(secret: &[u8]) -> String {
 /// A fresh random secret for installations without `HERALD_SECRET` (64 hex characters).
 pub fn generate_secret() -> String {
     let bytes: [u8; 32] = rand::random();
-    hex::encode(bytes)
-}
-
-/// A fresh random nonce (hex).
-pub fn nonce() -> String {
-    let bytes: [u8; 12] = rand::random();
     hex::encode(bytes)
 }
 
