@@ -28,7 +28,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::articles::Problem;
-use crate::articles::tree::shown;
 use crate::config::{Secrets, Site};
 use crate::delivery::Delivery;
 use crate::http::{self, App, Parts};
@@ -39,6 +38,7 @@ use crate::publish::{Build, Publisher};
 use crate::store::Store;
 use crate::subscribers::confirmations::Confirmations;
 use crate::templates::Templates;
+use crate::text::shown;
 use tokio::sync::Notify;
 
 /// Quiet time after a file event before rebuilding (editors write in bursts).
@@ -280,7 +280,7 @@ where
                     .map(|s| s.to_string())
                     .or_else(|| payload.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "no message".into());
-                format!("panicked ({})", crate::articles::tree::escaped(&message))
+                format!("panicked ({})", crate::text::escaped(&message))
             }
             Err(_) => return, // cancelled: the runtime is going away
         };

@@ -38,5 +38,6 @@ pub mod store;
 pub mod subscribers;
 pub mod telemetry;
 pub mod templates;
+pub mod text;
 pub mod time;
 pub mod websub;

@@ -278,7 +278,7 @@ impl Publisher {
     /// it holds no article files while the feeds hold entries (a folder being swapped).
     fn hold_reason(&self, scan: &articles::Scan) -> Option<String> {
         let articles_dir = self.site.relative(&self.site.articles_dir()).to_path_buf();
-        let shown = articles::tree::shown(&articles_dir);
+        let shown = crate::text::shown(&articles_dir);
         if let Some(p) = &scan.unreadable {
             return Some(format!(
                 "{shown}: {}: kept the previous feeds, wrote and removed nothing",

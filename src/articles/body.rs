@@ -19,6 +19,8 @@ use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd, html};
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use crate::text::{collapse_ws, escape_html, truncate_words};
+
 /// The start of every footnote id herald writes (`herald-fn-<article key>-<number>`): it keeps
 /// them apart from the ids of the page around an article, and no other id survives sanitizing.
 pub const FOOTNOTE_ID_PREFIX: &str = "herald-fn-";
@@ -323,36 +325,6 @@ pub fn html_to_text(html: &str) -> String {
         })
 }
 
-pub fn collapse_ws(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// Cuts `s` at a word boundary so it is at most about `max` characters, adding `…`.
-pub fn truncate_words(s: &str, max: usize) -> String {
-    // The byte offset of the first character past `max`, if there is one.
-    let Some((cut, next)) = s.char_indices().nth(max) else {
-        return s.to_string();
-    };
-    let head = &s[..cut];
-    let trimmed = if next.is_whitespace() {
-        head
-    } else {
-        match head.char_indices().rev().find(|(_, c)| c.is_whitespace()) {
-            Some((i, _)) if head[..i].chars().count() > max / 2 => &head[..i],
-            _ => head,
-        }
-    };
-    format!(
-        "{}…",
-        trimmed.trim_end_matches(|c: char| matches!(c, ',' | ';' | ':' | '.') || c.is_whitespace())
-    )
-}
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn escape_html(s: &str) -> String {
-    html_escape::encode_quoted_attribute(s).into_owned()
-}
-
 /// Removes the characters XML 1.0 forbids (C0 controls other than tab, LF and CR, and the
 /// non-characters U+FFFE and U+FFFF) and the controls it discourages (DEL and the C1 range,
 /// which the W3C validator warns about), so no feed is ever malformed by an article.
@@ -463,24 +435,6 @@ fn element_tag(s: &str) -> Option<(usize, bool)> {
         .then(|| (end + 2, is_one_of(INLINE_ELEMENTS, &name)))
 }
 
-/// A slug: lower-case letters and digits of any script, runs of anything else folded to `-`.
-pub fn slugify(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut dash = false;
-    for c in s.chars() {
-        if c.is_alphanumeric() || c == '_' {
-            if dash && !out.is_empty() {
-                out.push('-');
-            }
-            dash = false;
-            out.extend(c.to_lowercase());
-        } else {
-            dash = true;
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -582,15 +536,6 @@ mod tests {
     }
 
     #[test]
-    fn truncation_counts_characters_and_keeps_words() {
-        assert_eq!(truncate_words("Straße ist lang", 9), "Straße…");
-        assert_eq!(truncate_words("日本語のテキスト", 3), "日本語…");
-        assert_eq!(truncate_words("short", 5), "short");
-        assert_eq!(truncate_words("one two three", 7), "one two…");
-        assert_eq!(truncate_words("anything", 0), "…");
-    }
-
-    #[test]
     fn xml_forbidden_characters_are_dropped() {
         assert_eq!(
             xml_safe("a\u{1}b\u{b}c\td\u{fffe}e\u{85}f\u{9f}"),
@@ -618,12 +563,5 @@ mod tests {
         assert_eq!(strip_html_tags("<b class=\"x\">B</b>, <xmp>c"), "B,  c");
         assert_eq!(strip_html_tags("<é>ß</é><"), "<é>ß</é><");
         assert_eq!(strip_html_tags("<b class=\"c<b>>x"), "x");
-    }
-
-    #[test]
-    fn slugs_keep_letters_of_every_script() {
-        assert_eq!(slugify("Rust & C++ / Systems"), "rust-c-systems");
-        assert_eq!(slugify("日本語 タグ"), "日本語-タグ");
-        assert_eq!(slugify("  Hello--World  "), "hello-world");
     }
 }

@@ -41,7 +41,7 @@ impl fmt::Display for Problem {
         write!(
             f,
             "{}:{}: {}",
-            tree::shown(&self.path),
+            crate::text::shown(&self.path),
             self.line,
             self.message
         )
@@ -285,7 +285,7 @@ impl Library {
                             message: format!(
                                 "duplicate slug {:?}: {} already uses it (set `slug` to tell them apart)",
                                 a.slug,
-                                tree::shown(first)
+                                crate::text::shown(first)
                             ),
                         });
                         continue;
@@ -297,7 +297,7 @@ impl Library {
                                 line: 1,
                                 message: format!(
                                     "duplicate id {id:?}: {} already uses it",
-                                    tree::shown(first)
+                                    crate::text::shown(first)
                                 ),
                             });
                             continue;
@@ -409,7 +409,7 @@ fn failed(rel: &Path, doing: &str, why: &str) -> Problem {
         line: 1,
         message: format!(
             "herald failed while {doing} this file ({}): a bug in herald, please report it; the other articles are published",
-            tree::escaped(why)
+            crate::text::escaped(why)
         ),
     }
 }
@@ -516,7 +516,7 @@ fn parse(ctx: &Context<'_>, rel: &Path, bytes: &[u8]) -> Result<Parsed, Problem>
             }
         }
     };
-    let title = body::collapse_ws(&body::strip_html_tags(&title));
+    let title = crate::text::collapse_ws(&body::strip_html_tags(&title));
     if title.is_empty() {
         return Err(problem(fm.line("title"), "the title is empty".into()));
     }
@@ -537,7 +537,7 @@ fn parse(ctx: &Context<'_>, rel: &Path, bytes: &[u8]) -> Result<Parsed, Problem>
         }
         None => {
             let stem = rel.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-            let s = body::slugify(stem);
+            let s = crate::text::slugify(stem);
             if s.is_empty() {
                 return Err(problem(
                     1,
@@ -593,8 +593,8 @@ fn parse(ctx: &Context<'_>, rel: &Path, bytes: &[u8]) -> Result<Parsed, Problem>
 
     let mut tags: Vec<Tag> = Vec::new();
     for name in &fm.tags {
-        let name = body::collapse_ws(&body::strip_html_tags(name));
-        let slug = body::slugify(&name);
+        let name = crate::text::collapse_ws(&body::strip_html_tags(name));
+        let slug = crate::text::slugify(&name);
         if slug.is_empty() {
             return Err(problem(
                 fm.line("tags"),
@@ -615,7 +615,7 @@ fn parse(ctx: &Context<'_>, rel: &Path, bytes: &[u8]) -> Result<Parsed, Problem>
     let summary = fm
         .summary
         .as_deref()
-        .map(|s| body::collapse_ws(&body::xml_safe(s)))
+        .map(|s| crate::text::collapse_ws(&body::xml_safe(s)))
         .filter(|s| !s.is_empty());
 
     let hash = hex::encode(

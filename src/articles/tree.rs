@@ -5,7 +5,6 @@
 //! escaped ([`shown`]): a file name is untrusted text and may hold newlines or escape bytes.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::fmt;
 use std::fs::Metadata;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -13,6 +12,7 @@ use std::time::SystemTime;
 
 use super::{Kind, Problem};
 use crate::config::{ArticlesConfig, HumanSize};
+use crate::text::shown;
 
 /// What the walk may read.
 #[derive(Debug, Clone)]
@@ -319,73 +319,4 @@ pub fn kind_of(path: &Path) -> Option<Kind> {
 /// `path` relative to the publication folder, for messages (`articles/x.md`).
 pub fn rel(site_dir: &Path, path: &Path) -> PathBuf {
     path.strip_prefix(site_dir).unwrap_or(path).to_path_buf()
-}
-
-/// A path for a message or a log line: control characters (newlines, tabs, escape bytes),
-/// invisible direction marks and bytes that are not UTF-8 are written as escapes (`\n`,
-/// `\u{1b}`, `\xff`), so a file name cannot forge or garble a line.
-pub fn shown(path: &Path) -> Shown<'_> {
-    Shown(path)
-}
-
-pub struct Shown<'a>(&'a Path);
-
-impl fmt::Display for Shown<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let bytes = self.0.as_os_str().as_encoded_bytes();
-        for chunk in bytes.utf8_chunks() {
-            f.write_str(&escaped(chunk.valid()))?;
-            for b in chunk.invalid() {
-                write!(f, "\\x{b:02x}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// `s` with control characters and invisible direction marks escaped.
-pub fn escaped(s: &str) -> std::borrow::Cow<'_, str> {
-    let hidden = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
-    };
-    if !s.chars().any(hidden) {
-        return s.into();
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if hidden(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.into()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_are_shown_with_their_controls_escaped() {
-        assert_eq!(
-            shown(Path::new("articles/a\nb\u{1b}[31m\t\u{202e}.md")).to_string(),
-            "articles/a\\nb\\u{1b}[31m\\t\\u{202e}.md"
-        );
-        assert_eq!(
-            shown(Path::new("articles/ünï.md")).to_string(),
-            "articles/ünï.md"
-        );
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn bytes_that_are_not_utf8_are_shown_in_hex() {
-        use std::os::unix::ffi::OsStrExt;
-        let p = Path::new(std::ffi::OsStr::from_bytes(b"articles/x\xffy.md"));
-        assert_eq!(shown(p).to_string(), "articles/x\\xffy.md");
-    }
 }

@@ -15,7 +15,7 @@ use rss::extension::{Extension, ExtensionMap};
 use rss::{Category, Channel as RssChannel, Guid, Item};
 
 use super::{Channel, hex_references, image_type};
-use crate::articles::body::escape_html;
+use crate::text::escape_html;
 use crate::time::rfc822;
 
 /// The Media RSS namespace (<https://www.rssboard.org/media-rss>).

@@ -17,10 +17,10 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::articles::body::escape_html;
 use crate::articles::{Article, Renderer};
 use crate::config::{NewsletterConfig, Site};
 use crate::templates::{Flavor, Templates};
+use crate::text::escape_html;
 pub use schedule::Schedule;
 
 /// Placeholders for the per-subscriber values (Unicode private-use characters: never in
@@ -76,10 +76,9 @@ impl Newsletter {
     pub fn wants(&self, a: &Article) -> bool {
         let tags = &self.config.tags;
         tags.is_empty()
-            || a.tags.iter().any(|t| {
-                tags.iter()
-                    .any(|want| t.slug == crate::articles::body::slugify(want))
-            })
+            || a.tags
+                .iter()
+                .any(|t| tags.iter().any(|want| t.slug == crate::text::slugify(want)))
     }
 
     /// The articles of an issue at `at`: due then, in this newsletter, dated after `since`
@@ -322,7 +321,7 @@ impl IssueFacts<'_> {
                 .collect::<Vec<_>>()
                 .join(" · "),
         };
-        crate::articles::body::truncate_words(&text, 140)
+        crate::text::truncate_words(&text, 140)
     }
 }
 
@@ -460,7 +459,7 @@ fn shaped_context(
             if let Some(max) = shape.title_chars {
                 value.insert(
                     "title".into(),
-                    crate::articles::body::truncate_words(&v.title, max).into(),
+                    crate::text::truncate_words(&v.title, max).into(),
                 );
             }
             if i >= shape.detailed {
@@ -469,7 +468,7 @@ fn shaped_context(
                     value.insert(key.into(), "".into());
                 }
             } else if let Some(max) = shape.summary_chars {
-                let short = crate::articles::body::truncate_words(&v.summary, max);
+                let short = crate::text::truncate_words(&v.summary, max);
                 if short != v.summary {
                     value.insert("summary".into(), short.into());
                 }

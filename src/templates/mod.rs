@@ -19,7 +19,7 @@ use handlebars::{
 };
 use serde::Serialize;
 
-use crate::articles::body::truncate_words;
+use crate::text::truncate_words;
 
 /// The embedded defaults: (file name, source).
 const DEFAULTS: &[(&str, &str)] = &[

@@ -31,6 +31,8 @@ mod hostile;
 mod http;
 /// `herald subscribers`: CSV import and export, add, remove.
 mod import;
+/// Every top-level module in the layer table of ARCHITECTURE.md, importing only downward.
+mod layers;
 /// Article and tag pages, conditional GET, every emitted link answering, page wording.
 mod pages;
 /// A real feed reader (newsboat) polling `herald run` through new, back-dated and edited articles.
