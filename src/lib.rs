@@ -4,18 +4,22 @@
 //! JSON feeds, a small web server, and scheduled email digests come out.
 //!
 //! # Layout
+//! Layers, lowest first; a module imports only from layers below it (ARCHITECTURE.md says
+//! why, and `tests/it/layers.rs` checks it).
+//! - [`error`], [`time`], [`text`], [`links`], [`fs`]: leaves: the user's errors and exit
+//!   codes, time formats, plain-text helpers, public URLs, atomic file writes.
 //! - [`config`]: `herald.toml`, defaults, `HERALD_*` overrides, the publication folder.
+//!   [`audience`]: validated addresses, subscriber statuses, consent evidence.
 //! - [`articles`]: article files → parsed, sanitized articles; problems as `path:line: reason`.
+//! - [`feeds`]: pure RSS / Atom / JSON Feed serializers. [`templates`]: Handlebars templates,
+//!   embedded defaults overridden by `templates/`. [`telemetry`]: Prometheus metrics.
 //! - [`store`]: every SQL statement (SQLite): articles, subscribers, issues, the ledger.
-//! - [`feeds`]: pure RSS / Atom / JSON Feed serializers.
 //! - [`publish`]: the build pipeline from articles to feed files on disk.
-//! - [`templates`]: Handlebars templates, embedded defaults overridden by `templates/`.
 //! - [`newsletters`]: issues: schedules, article selection, rendering, the scheduler.
 //! - [`mail`]: relay connections, messages, DKIM.
+//! - [`subscribers`]: tokens, confirmation emails, CSV import/export. [`websub`]: telling a
+//!   WebSub hub that feeds changed.
 //! - [`delivery`]: the ledger workers: lease, send, retry, record.
-//! - [`subscribers`]: addresses, tokens, confirmation emails, CSV import/export.
-//! - [`telemetry`]: Prometheus metrics.
-//! - [`websub`]: telling a WebSub hub that feeds changed.
 //! - [`http`]: the axum router: feeds, pages, sign-up and links, archive, metrics, admin API.
 //! - [`daemon`]: `herald run`: watch, rebuild, serve, schedule, deliver, shut down cleanly.
 //! - [`cli`]: the command line.
