@@ -104,7 +104,7 @@ impl Delivery {
         if reclaimed > 0 {
             tracing::info!("took back {reclaimed} deliveries left in flight by a stopped process");
         }
-        let rate = site.config.mail.rate_per_second;
+        let rate = site.config.mail.rate_per_second.0;
         Ok(Arc::new(Delivery {
             pacer: Arc::new(Pacer::new(rate)),
             composer: Arc::new(composer),

@@ -47,20 +47,11 @@ impl Composer {
     pub fn new(site: &Site) -> Result<Composer, String> {
         let cfg = &site.config.mail;
         let from = super::from_mailbox(site)?;
-        let reply_to = cfg
-            .reply_to
-            .as_deref()
-            .map(|r| {
-                r.parse::<Mailbox>()
-                    .map_err(|e| format!("mail.reply_to {r:?}: {e}"))
-            })
-            .transpose()?;
-        let envelope_from = match &cfg.envelope_from {
-            Some(a) => a
-                .parse::<Address>()
-                .map_err(|e| format!("mail.envelope_from {a:?}: {e}"))?,
-            None => from.email.clone(),
-        };
+        let reply_to = cfg.reply_to.clone();
+        let envelope_from = cfg
+            .envelope_from
+            .clone()
+            .unwrap_or_else(|| from.email.clone());
         let dkim = match &cfg.dkim {
             None => None,
             Some(d) => {
@@ -78,7 +69,7 @@ impl Composer {
             from,
             reply_to,
             envelope_from,
-            unsubscribe_mailto: cfg.unsubscribe_mailto.clone(),
+            unsubscribe_mailto: cfg.unsubscribe_mailto.as_ref().map(Address::to_string),
             dkim,
         })
     }

@@ -224,7 +224,7 @@ pub fn render(
         .message_id(Some(message_id.clone()))
         .header(AutoSubmitted);
     if let Some(reply_to) = &cfg.mail.reply_to {
-        builder = builder.reply_to(reply_to.parse()?);
+        builder = builder.reply_to(reply_to.clone());
     }
     let message = builder.multipart(MultiPart::alternative_plain_html(text, html))?;
     Ok(Outgoing::new(&message, message_id))

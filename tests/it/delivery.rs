@@ -123,7 +123,7 @@ pub(super) async fn make_issue(p: &Publication) -> (Store, i64) {
         herald::templates::Templates::load(&site.templates_dir(), chrono_tz::UTC).unwrap(),
     );
     let issuer = Issuer::new(site.clone(), store.clone(), templates);
-    let n = Newsletter::all(&site).unwrap().remove(0);
+    let n = Newsletter::all(&site).remove(0);
     let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 0);
     let Made::New { id, .. } = issuer
         .make(&n, now, &build.articles, true, now)
@@ -698,7 +698,7 @@ async fn scheduler(p: &Publication, schedule: &str, extra: &str) -> (Scheduler, 
     let templates = Arc::new(
         herald::templates::Templates::load(&site.templates_dir(), chrono_tz::UTC).unwrap(),
     );
-    let newsletters = Newsletter::all(&site).unwrap();
+    let newsletters = Newsletter::all(&site);
     let s = Scheduler {
         issuer: Issuer::new(site, store.clone(), templates),
         newsletters: newsletters.clone(),
