@@ -140,6 +140,7 @@ pub async fn run_with(
         keys,
         templates,
         transport,
+        composer: delivery.composer(),
         wake,
     };
     {

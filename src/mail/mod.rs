@@ -6,10 +6,12 @@
 //!
 //! # Layout
 //! - [`smtp`]: the relay URL and connections (`TCP_NODELAY`, STARTTLS or implicit TLS, AUTH).
-//! - [`message`]: digest messages, personalized and optionally DKIM-signed.
+//! - [`message`]: digest and confirmation messages, one builder, optionally DKIM-signed.
+//! - [`retry`]: the retry policy both mail queues follow.
 
 pub mod dkim;
 pub mod message;
+pub mod retry;
 pub mod smtp;
 
 use std::path::PathBuf;

@@ -1028,8 +1028,16 @@ fn check_catches_template_typos_and_bad_schedules_and_prints_fire_times() {
     .unwrap();
     let o = p.herald(&["check"]);
     assert_eq!(o.status.code(), Some(2));
+    // Refused as the configuration is read, at the schedule's own line.
+    let line = toml
+        .lines()
+        .position(|l| l.contains("0 7 * * Fri"))
+        .unwrap()
+        + 1;
     assert!(
-        stderr(&o).contains("newsletter \"weekly\": schedule"),
+        stderr(&o).contains(&format!(
+            "herald.toml:{line}: \"0 7 * * Fri 2027 extra\": 7 fields"
+        )),
         "{}",
         stderr(&o)
     );
