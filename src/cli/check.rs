@@ -152,12 +152,9 @@ pub fn run(site: &Site) -> anyhow::Result<ExitCode> {
     }
 
     // Newsletters: schedules, next fire times, and their templates against sample articles.
-    match Newsletter::all(site) {
-        Err(e) => {
-            eprintln!("herald.toml: {e}");
-            errors += 1;
-        }
-        Ok(newsletters) => {
+    {
+        let newsletters = Newsletter::all(site);
+        {
             let now = Utc::now();
             let sample: Vec<Article> = scan
                 .articles
@@ -208,7 +205,7 @@ pub fn run(site: &Site) -> anyhow::Result<ExitCode> {
                 && target.is_plaintext_remote()
             {
                 println!(
-                    "warning: {target} is plaintext to a remote host: use smtps:// or ?tls=required"
+                    "warning: {target} can be plaintext to a remote host: use smtps:// or ?tls=required"
                 );
             }
         }

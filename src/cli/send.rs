@@ -38,7 +38,7 @@ struct Setup {
 }
 
 async fn setup(site: Arc<Site>, id: &str) -> anyhow::Result<Setup> {
-    let newsletters = Newsletter::all(&site).map_err(BadInput)?;
+    let newsletters = Newsletter::all(&site);
     let newsletter = newsletters
         .into_iter()
         .find(|n| n.id() == id)

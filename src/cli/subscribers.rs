@@ -251,6 +251,7 @@ async fn send_confirmations(site: &Arc<Site>, store: &Store) -> anyhow::Result<(
         keys: load_keys(store, secrets.secret.as_deref()).await?,
         templates: Arc::new(templates),
         transport: transport.clone(),
+        composer: std::sync::Arc::new(crate::mail::message::Composer::new(site).map_err(BadInput)?),
         wake: Default::default(),
     };
     let mut sender = crate::mail::Sender::new(transport, site.config.mail.timeout.0);

@@ -109,7 +109,7 @@ pub async fn run_with(
         tracing::info!("admin API off (set HERALD_ADMIN_TOKEN to turn it on)");
     }
     let wake = Arc::new(Notify::new());
-    let newsletters = Newsletter::all(&site).map_err(crate::error::BadInput)?;
+    let newsletters = Newsletter::all(&site);
     crate::telemetry::handle();
     let mut publisher = Publisher::new(site.clone(), store.clone());
     let first = publisher.build(Utc::now()).await.context("first build")?;
@@ -138,6 +138,7 @@ pub async fn run_with(
         keys,
         templates,
         transport,
+        composer: delivery.composer(),
         wake,
     };
     {

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Site;
 use crate::mail::message::{Composer, Digest};
+use crate::mail::retry::RetryPolicy;
 use crate::mail::{SendError, Sender, Transport};
 use crate::newsletters::IssueContent;
 use crate::store::Store;
@@ -39,8 +40,6 @@ const FLUSH_EVERY: Duration = Duration::from_millis(20);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 /// `run(until_done)` waits for deferred rows due within this many seconds.
 const WAIT_FOR_RETRIES_SECS: i64 = 120;
-/// Retry delays after a temporary failure, as multiples of `mail.retry_base`.
-const BACKOFF: [u32; 5] = [1, 5, 30, 120, 360];
 
 /// Counts since this process started sending, for progress bars and `/metrics`.
 #[derive(Debug, Default)]
@@ -104,7 +103,7 @@ impl Delivery {
         if reclaimed > 0 {
             tracing::info!("took back {reclaimed} deliveries left in flight by a stopped process");
         }
-        let rate = site.config.mail.rate_per_second;
+        let rate = site.config.mail.rate_per_second.0;
         Ok(Arc::new(Delivery {
             pacer: Arc::new(Pacer::new(rate)),
             composer: Arc::new(composer),
@@ -117,6 +116,11 @@ impl Delivery {
             progress: Arc::new(Progress::default()),
             wake: Arc::new(Notify::new()),
         }))
+    }
+
+    /// The message builder, shared with the confirmation email worker.
+    pub fn composer(&self) -> Arc<Composer> {
+        self.composer.clone()
     }
 
     /// Works the ledger until `shutdown`, or — with `until_done` — until no row of `issue`
@@ -440,12 +444,25 @@ impl Delivery {
         if e.is_throttle() {
             self.pacer.throttled();
         }
-        let delay = retry_delay(
-            row.attempts,
-            self.site.config.mail.retry_base.0,
-            rand::random::<f64>(),
-        );
-        self.defer_or_fail(row, issue, e, delay, now)
+        let policy = RetryPolicy::from_config(&self.site.config.mail);
+        let Some(until) =
+            policy.next_attempt(issue.created, row.attempts, now, rand::random::<f64>())
+        else {
+            tracing::warn!(
+                "giving up on {} after {} attempts: {e}",
+                row.email,
+                row.attempts
+            );
+            return Outcome::Failed {
+                code: e.code,
+                error: format!("gave up at the maximum age: {}", e.message),
+            };
+        };
+        Outcome::Deferred {
+            until,
+            code: e.code,
+            error: e.to_string(),
+        }
     }
 
     /// Defers a row by `delay` — but never past the issue's `mail.max_age`, so the last
@@ -459,7 +476,8 @@ impl Delivery {
         now: DateTime<Utc>,
     ) -> Outcome {
         let max_age =
-            chrono::Duration::from_std(self.site.config.mail.max_age.0).unwrap_or_default();
+            chrono::Duration::from_std(RetryPolicy::from_config(&self.site.config.mail).max_age)
+                .unwrap_or_default();
         let deadline = issue.created + max_age;
         let until = (now + chrono::Duration::from_std(delay).unwrap_or_default()).min(deadline);
         if now >= deadline {
@@ -583,8 +601,11 @@ impl Delivery {
 /// 120, then 360 × `base` for every later one, spread by ±20% (`roll`, uniform in [0, 1),
 /// picks where) so deferred rows do not return in one wave.
 pub fn retry_delay(attempts: i64, base: Duration, roll: f64) -> Duration {
-    let step = BACKOFF[(attempts.max(1) as usize - 1).min(BACKOFF.len() - 1)];
-    (base * step).mul_f64(0.8 + roll.clamp(0.0, 1.0) * 0.4)
+    RetryPolicy {
+        base,
+        max_age: Duration::MAX,
+    }
+    .delay(attempts, roll)
 }
 
 fn hostname() -> String {

@@ -57,10 +57,7 @@ fn subscribe_page(app: &App, status: StatusCode, f: &SignUpForm, error: Option<&
                 .newsletters
                 .as_ref()
                 .is_none_or(|chosen| chosen.iter().any(|c| c == &n.id.0));
-            let zone = cfg.newsletter_zone(n);
-            let schedule = Schedule::parse(&n.schedule, zone)
-                .ok()
-                .map(|s| how_often(&s));
+            let schedule = how_often(&n.schedule);
             json!({"id": n.id.0, "title": n.title.0, "checked": checked, "schedule": schedule})
         })
         .collect();

@@ -29,6 +29,17 @@ pub struct Composer {
     dkim: Option<Arc<Signer>>,
 }
 
+/// A confirmation email to build, its parts already rendered.
+pub struct Confirmation<'a> {
+    /// The queued job's id and nonce: they make the Message-ID.
+    pub job: i64,
+    pub nonce: &'a str,
+    pub to_email: &'a str,
+    pub subject: &'a str,
+    pub text: &'a str,
+    pub html: &'a str,
+}
+
 /// One message to build.
 pub struct Digest<'a> {
     pub newsletter_id: &'a str,
@@ -47,20 +58,11 @@ impl Composer {
     pub fn new(site: &Site) -> Result<Composer, String> {
         let cfg = &site.config.mail;
         let from = super::from_mailbox(site)?;
-        let reply_to = cfg
-            .reply_to
-            .as_deref()
-            .map(|r| {
-                r.parse::<Mailbox>()
-                    .map_err(|e| format!("mail.reply_to {r:?}: {e}"))
-            })
-            .transpose()?;
-        let envelope_from = match &cfg.envelope_from {
-            Some(a) => a
-                .parse::<Address>()
-                .map_err(|e| format!("mail.envelope_from {a:?}: {e}"))?,
-            None => from.email.clone(),
-        };
+        let reply_to = cfg.reply_to.clone();
+        let envelope_from = cfg
+            .envelope_from
+            .clone()
+            .unwrap_or_else(|| from.email.clone());
         let dkim = match &cfg.dkim {
             None => None,
             Some(d) => {
@@ -78,7 +80,7 @@ impl Composer {
             from,
             reply_to,
             envelope_from,
-            unsubscribe_mailto: cfg.unsubscribe_mailto.clone(),
+            unsubscribe_mailto: cfg.unsubscribe_mailto.as_ref().map(Address::to_string),
             dkim,
         })
     }
@@ -121,15 +123,9 @@ impl Composer {
         let header = |name: &'static str, value: String| {
             HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
         };
-        let mut b = lettre::Message::builder()
-            .from(self.from.clone())
+        let b = lettre::Message::builder()
             .to(to)
             .subject(subject)
-            .message_id(Some(message_id.clone()))
-            .envelope(Envelope::new(
-                Some(self.envelope_from.clone()),
-                vec![to_address],
-            )?)
             .raw_header(header(
                 "List-Id",
                 format!(
@@ -145,6 +141,65 @@ impl Composer {
                 "List-Unsubscribe=One-Click".into(),
             ))
             .raw_header(header("Precedence", "bulk".into()));
+        self.finish(b, to_address, message_id, text, html, eight_bit)
+    }
+
+    /// The Message-ID of a queued confirmation email: the same on every attempt.
+    pub fn confirmation_message_id(&self, job: i64, nonce: &str) -> String {
+        format!(
+            "<confirm-{job}-{}@{}>",
+            &nonce[..8.min(nonce.len())],
+            self.domain
+        )
+    }
+
+    /// Builds a confirmation email (double opt-in): the same From, Reply-To, envelope
+    /// sender and DKIM signature as a digest, with `Auto-Submitted: auto-generated`
+    /// (RFC 3834) instead of the list headers, and no display name in `To` (the name typed
+    /// in the form is not trusted until the address is confirmed).
+    pub fn compose_confirmation(
+        &self,
+        c: &Confirmation<'_>,
+        eight_bit: bool,
+    ) -> anyhow::Result<Outgoing> {
+        let to_address: Address = c.to_email.parse()?;
+        let b = lettre::Message::builder()
+            .to(Mailbox::new(None, to_address.clone()))
+            .subject(c.subject.trim())
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("Auto-Submitted"),
+                "auto-generated".into(),
+            ));
+        let message_id = self.confirmation_message_id(c.job, c.nonce);
+        self.finish(
+            b,
+            to_address,
+            message_id,
+            c.text.to_string(),
+            c.html.to_string(),
+            eight_bit,
+        )
+    }
+
+    /// What every message gets: From, Reply-To, Message-ID, the envelope sender, the
+    /// `multipart/alternative` body, and — last, over the exact bytes that go out — the
+    /// DKIM signature.
+    fn finish(
+        &self,
+        b: lettre::message::MessageBuilder,
+        to_address: Address,
+        message_id: String,
+        text: String,
+        html: String,
+        eight_bit: bool,
+    ) -> anyhow::Result<Outgoing> {
+        let mut b = b
+            .from(self.from.clone())
+            .message_id(Some(message_id.clone()))
+            .envelope(Envelope::new(
+                Some(self.envelope_from.clone()),
+                vec![to_address],
+            )?);
         if let Some(r) = &self.reply_to {
             b = b.reply_to(r.clone());
         }

@@ -6,10 +6,12 @@
 //!
 //! # Layout
 //! - [`smtp`]: the relay URL and connections (`TCP_NODELAY`, STARTTLS or implicit TLS, AUTH).
-//! - [`message`]: digest messages, personalized and optionally DKIM-signed.
+//! - [`message`]: digest and confirmation messages, one builder, optionally DKIM-signed.
+//! - [`retry`]: the retry policy both mail queues follow.
 
 pub mod dkim;
 pub mod message;
+pub mod retry;
 pub mod smtp;
 
 use std::path::PathBuf;
@@ -19,7 +21,7 @@ use lettre::Address;
 use lettre::address::Envelope;
 use lettre::message::Mailbox;
 
-use crate::config::Site;
+use crate::config::{Site, TransportConfig};
 
 /// Where mail goes.
 #[derive(Debug, Clone)]
@@ -31,18 +33,21 @@ pub enum Transport {
 }
 
 impl Transport {
-    /// From `HERALD_SMTP_URL` (in `smtp_url`), else `mail.transport`.
+    /// From `HERALD_SMTP_URL` (in `smtp_url`), else `mail.transport` (parsed and checked
+    /// with the configuration).
     pub fn from_site(site: &Site, smtp_url: Option<&str>) -> Result<Transport, String> {
-        let (source, value) = match smtp_url {
-            Some(u) => ("HERALD_SMTP_URL", u),
-            None => ("mail.transport", site.config.mail.transport.as_str()),
-        };
-        if value.trim() == "file" {
-            return Ok(Transport::File(site.outbox_dir()));
+        if let Some(url) = smtp_url {
+            if url.trim() == "file" {
+                return Ok(Transport::File(site.outbox_dir()));
+            }
+            return crate::config::SmtpUrl::parse(url)
+                .map(Transport::Smtp)
+                .map_err(|e| format!("HERALD_SMTP_URL: {e}"));
         }
-        smtp::Target::parse(value)
-            .map(Transport::Smtp)
-            .map_err(|e| format!("{source}: {e}"))
+        Ok(match &site.config.mail.transport {
+            TransportConfig::File => Transport::File(site.outbox_dir()),
+            TransportConfig::Smtp(url) => Transport::Smtp(url.clone()),
+        })
     }
 
     pub fn describe(&self) -> String {
@@ -263,9 +268,7 @@ fn write_eml(dir: &std::path::Path, out: &Outgoing) -> anyhow::Result<()> {
 pub fn from_mailbox(site: &Site) -> Result<Mailbox, String> {
     let cfg = &site.config;
     if let Some(from) = &cfg.mail.from {
-        return from
-            .parse::<Mailbox>()
-            .map_err(|e| format!("mail.from {from:?} is not a mailbox: {e}"));
+        return Ok(from.clone());
     }
     let name = Some(cfg.site.title.0.clone());
     let address = match cfg.site.author.as_ref().and_then(|a| a.email.clone()) {

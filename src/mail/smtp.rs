@@ -2,11 +2,9 @@
 //! (lettre's pool leaves Nagle's algorithm on and stalls about 43 ms per message) and so
 //! the relay's 8BITMIME support is known before messages are built.
 //!
-//! URLs: `smtp://host[:port]` (plaintext; fine for a relay on loopback),
-//! `smtp://host[:port]?tls=required` (STARTTLS, default port 587), `smtps://host[:port]`
-//! (implicit TLS, default port 465); `user:password@` (URL-encoded) turns on AUTH.
+//! The URLs (`smtp://`, `?tls=required`, `?tls=opportunistic`, `smtps://`) are parsed with
+//! the configuration: see `config::SmtpUrl`.
 
-use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -14,119 +12,15 @@ use std::task::{Context, Poll};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
 use lettre::transport::smtp::extension::{ClientId, Extension};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::{Outgoing, SendError};
+use crate::config::Security;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Security {
-    Plain,
-    StartTls,
-    Implicit,
-}
-
-/// A relay, parsed from its URL.
-#[derive(Clone)]
-pub struct Target {
-    pub host: String,
-    pub port: u16,
-    pub security: Security,
-    user: Option<String>,
-    password: Option<SecretString>,
-}
-
-impl fmt::Debug for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{self}")
-    }
-}
-
-impl fmt::Display for Target {
-    /// Never shows the password.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = if self.security == Security::Implicit {
-            "smtps"
-        } else {
-            "smtp"
-        };
-        let user = self
-            .user
-            .as_deref()
-            .map(|u| format!("{u}@"))
-            .unwrap_or_default();
-        let tls = if self.security == Security::StartTls {
-            "?tls=required"
-        } else {
-            ""
-        };
-        write!(f, "{scheme}://{user}{}:{}{tls}", self.host, self.port)
-    }
-}
-
-impl Target {
-    pub fn parse(url: &str) -> Result<Target, String> {
-        let u = url::Url::parse(url.trim())
-            .map_err(|e| format!("{:?} is not a URL: {e}", redact(url)))?;
-        let host = u
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .ok_or("the SMTP URL names no host")?;
-        let host = host.trim_matches(['[', ']']).to_string();
-        let tls = u
-            .query_pairs()
-            .find(|(k, _)| k == "tls")
-            .map(|(_, v)| v.into_owned());
-        let security = match (u.scheme(), tls.as_deref()) {
-            ("smtps", _) => Security::Implicit,
-            ("smtp", None | Some("none")) => Security::Plain,
-            ("smtp", Some("required")) => Security::StartTls,
-            ("smtp", Some("opportunistic")) => {
-                return Err("tls=opportunistic is open to downgrade attacks; use tls=required (or plain smtp:// for a relay on loopback)".into());
-            }
-            ("smtp", Some(other)) => {
-                return Err(format!("unknown tls={other:?} (use tls=required)"));
-            }
-            (other, _) => return Err(format!("unknown scheme {other:?}: use smtp:// or smtps://")),
-        };
-        let port = u.port().unwrap_or(match security {
-            Security::Plain => 25,
-            Security::StartTls => 587,
-            Security::Implicit => 465,
-        });
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        let user = (!u.username().is_empty()).then(|| decode(u.username()));
-        let password = u.password().map(|p| SecretString::from(decode(p)));
-        Ok(Target {
-            host,
-            port,
-            security,
-            user,
-            password,
-        })
-    }
-
-    /// A plaintext connection to anything but loopback exposes mail (and passwords).
-    pub fn is_plaintext_remote(&self) -> bool {
-        self.security == Security::Plain
-            && !matches!(self.host.as_str(), "localhost" | "127.0.0.1" | "::1")
-    }
-}
-
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
-}
+/// A relay, as parsed with the configuration (`mail.transport` or `HERALD_SMTP_URL`).
+pub type Target = crate::config::SmtpUrl;
 
 /// One open SMTP session.
 pub struct Connection {
@@ -149,13 +43,19 @@ impl Connection {
                     .await
                     .map_err(lettre_err)?
             }
-            Security::Plain | Security::StartTls => {
+            Security::Plain | Security::StartTls | Security::Opportunistic => {
                 AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello)
                     .await
                     .map_err(lettre_err)?
             }
         };
-        if target.security == Security::StartTls {
+        let upgrade = match target.security {
+            Security::StartTls => true,
+            // lettre's meaning of `tls=opportunistic`: STARTTLS when the relay offers it.
+            Security::Opportunistic => inner.can_starttls(),
+            Security::Plain | Security::Implicit => false,
+        };
+        if upgrade {
             let params = TlsParameters::new(target.host.clone()).map_err(lettre_err)?;
             inner.starttls(params, &hello).await.map_err(lettre_err)?;
         }
@@ -260,34 +160,5 @@ impl AsyncWrite for TlsStream {
 impl AsyncTokioStream for TlsStream {
     fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
         self.0.get_ref().0.peer_addr()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn relay_urls_are_understood() {
-        let t = Target::parse("smtp://127.0.0.1:2525").unwrap();
-        assert_eq!((t.port, t.security), (2525, Security::Plain));
-        assert!(!t.is_plaintext_remote());
-        let t = Target::parse("smtp://me%40x.org:p%40ss@relay.example.com?tls=required").unwrap();
-        assert_eq!((t.port, t.security), (587, Security::StartTls));
-        assert_eq!(t.user.as_deref(), Some("me@x.org"));
-        assert_eq!(t.password.as_ref().unwrap().expose_secret(), "p@ss");
-        assert_eq!(
-            t.to_string(),
-            "smtp://me@x.org@relay.example.com:587?tls=required"
-        );
-        let t = Target::parse("smtps://relay.example.com").unwrap();
-        assert_eq!((t.port, t.security), (465, Security::Implicit));
-        assert!(Target::parse("smtp://relay.example.com?tls=opportunistic").is_err());
-        assert!(Target::parse("http://relay").is_err());
-        assert!(
-            Target::parse("smtp://relay.example.com")
-                .unwrap()
-                .is_plaintext_remote()
-        );
     }
 }

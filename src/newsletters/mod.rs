@@ -55,19 +55,15 @@ impl Newsletter {
         self.config.template.as_deref().unwrap_or("newsletter")
     }
 
-    /// Every newsletter of the site, schedules parsed; errors name the newsletter.
-    pub fn all(site: &Site) -> Result<Vec<Newsletter>, String> {
+    /// Every newsletter of the site (schedules were parsed, in their zones, with the
+    /// configuration).
+    pub fn all(site: &Site) -> Vec<Newsletter> {
         site.config
             .newsletters
             .iter()
-            .map(|n| {
-                let zone = site.config.newsletter_zone(n);
-                Schedule::parse(&n.schedule, zone)
-                    .map(|schedule| Newsletter {
-                        config: n.clone(),
-                        schedule,
-                    })
-                    .map_err(|e| format!("newsletter {:?}: schedule {e}", n.id.0))
+            .map(|n| Newsletter {
+                config: n.clone(),
+                schedule: n.schedule.clone(),
             })
             .collect()
     }

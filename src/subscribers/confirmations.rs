@@ -9,28 +9,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lettre::message::{Mailbox, MultiPart, header};
 use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::tokens::{Claims, Keys, Purpose};
 use crate::config::Site;
+use crate::mail::message::{Composer, Confirmation};
+use crate::mail::retry::RetryPolicy;
 use crate::mail::{Outgoing, SendError, Sender, Transport};
 use crate::store::Store;
 use crate::store::subscribers::{ConfirmJob, JobOutcome};
 use crate::templates::{Flavor, Templates};
 
-/// Retry delays after a temporary failure; the last repeats until the email is a day old.
-const BACKOFF: [Duration; 5] = [
-    Duration::from_secs(60),
-    Duration::from_secs(5 * 60),
-    Duration::from_secs(30 * 60),
-    Duration::from_secs(2 * 3600),
-    Duration::from_secs(6 * 3600),
-];
-/// A confirmation email still undelivered after this long is given up.
-const GIVE_UP: Duration = Duration::from_secs(24 * 3600);
 const LEASE: Duration = Duration::from_secs(120);
 
 /// Everything the worker needs.
@@ -41,6 +32,8 @@ pub struct Confirmations {
     pub keys: Keys,
     pub templates: Arc<Templates>,
     pub transport: Transport,
+    /// The message builder digests use too (From, envelope sender, DKIM).
+    pub composer: Arc<Composer>,
     /// Poked by the sign-up handler so emails leave at once.
     pub wake: Arc<Notify>,
 }
@@ -78,7 +71,18 @@ impl Confirmations {
         if !job.current {
             return JobOutcome::Skipped;
         }
-        let out = match render(&self.site, &self.templates, &self.keys, job) {
+        let eight_bit = match sender.eight_bit().await {
+            Ok(e) => e,
+            Err(e) => return self.after_failure(job, e, now).await,
+        };
+        let out = match render(
+            &self.site,
+            &self.templates,
+            &self.keys,
+            &self.composer,
+            job,
+            eight_bit,
+        ) {
             Ok(o) => o,
             Err(e) => {
                 return JobOutcome::Failed {
@@ -106,22 +110,23 @@ impl Confirmations {
                 error: e.to_string(),
             };
         }
-        let age = (now - job.created).to_std().unwrap_or_default();
-        if age >= GIVE_UP {
+        // The digests' policy, but never past the confirm link's own expiry.
+        let policy = RetryPolicy::from_config(&self.site.config.mail)
+            .at_most(self.site.config.subscribe.confirm_expiry.0);
+        let Some(at) = policy.next_attempt(job.created, job.attempts, now, rand::random()) else {
             return JobOutcome::Failed {
-                error: format!("still failing after a day: {e}"),
+                error: format!(
+                    "still failing after {}: {e}",
+                    crate::config::HumanDuration(policy.max_age)
+                ),
             };
-        }
-        let step = BACKOFF[(job.attempts as usize)
-            .saturating_sub(1)
-            .min(BACKOFF.len() - 1)];
+        };
         tracing::info!(
-            "confirmation email to {} deferred ({e}); next try in {} s",
-            job.email,
-            step.as_secs()
+            "confirmation email to {} deferred ({e}); next try at {at}",
+            job.email
         );
         JobOutcome::Retry {
-            at: now + chrono::Duration::from_std(step).unwrap_or_default(),
+            at,
             error: e.to_string(),
         }
     }
@@ -174,7 +179,9 @@ pub fn render(
     site: &Site,
     templates: &Templates,
     keys: &Keys,
+    composer: &Composer,
     job: &ConfirmJob,
+    eight_bit: bool,
 ) -> anyhow::Result<Outgoing> {
     let cfg = &site.config;
     let lifetime = cfg.subscribe.confirm_expiry.0;
@@ -207,43 +214,17 @@ pub fn render(
         .render(Flavor::Html, "confirm_email", &ctx)
         .map_err(err)?;
 
-    let from = crate::mail::from_mailbox(site).map_err(err)?;
-    let to_address: lettre::Address = job.email.parse()?;
-    let to = Mailbox::new(None, to_address);
-    // Deterministic per queued email: a resend after a crash carries the same id.
-    let message_id = format!(
-        "<confirm-{}-{}@{}>",
-        job.id,
-        &job.nonce[..8.min(job.nonce.len())],
-        from.email.domain()
-    );
-    let mut builder = lettre::Message::builder()
-        .from(from)
-        .to(to)
-        .subject(subject.trim())
-        .message_id(Some(message_id.clone()))
-        .header(AutoSubmitted);
-    if let Some(reply_to) = &cfg.mail.reply_to {
-        builder = builder.reply_to(reply_to.parse()?);
-    }
-    let message = builder.multipart(MultiPart::alternative_plain_html(text, html))?;
-    Ok(Outgoing::new(&message, message_id))
-}
-
-/// `Auto-Submitted: auto-generated` (RFC 3834): no auto-replies to a confirmation.
-#[derive(Clone)]
-struct AutoSubmitted;
-
-impl header::Header for AutoSubmitted {
-    fn name() -> header::HeaderName {
-        header::HeaderName::new_from_ascii_str("Auto-Submitted")
-    }
-    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(AutoSubmitted)
-    }
-    fn display(&self) -> header::HeaderValue {
-        header::HeaderValue::new(Self::name(), "auto-generated".into())
-    }
+    composer.compose_confirmation(
+        &Confirmation {
+            job: job.id,
+            nonce: &job.nonce,
+            to_email: &job.email,
+            subject: &subject,
+            text: &text,
+            html: &html,
+        },
+        eight_bit,
+    )
 }
 
 /// Gives the keys for signing links: `HERALD_SECRET` (in `secret`), or a secret generated

@@ -123,7 +123,7 @@ pub(super) async fn make_issue(p: &Publication) -> (Store, i64) {
         herald::templates::Templates::load(&site.templates_dir(), chrono_tz::UTC).unwrap(),
     );
     let issuer = Issuer::new(site.clone(), store.clone(), templates);
-    let n = Newsletter::all(&site).unwrap().remove(0);
+    let n = Newsletter::all(&site).remove(0);
     let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 0);
     let Made::New { id, .. } = issuer
         .make(&n, now, &build.articles, true, now)
@@ -698,7 +698,7 @@ async fn scheduler(p: &Publication, schedule: &str, extra: &str) -> (Scheduler, 
     let templates = Arc::new(
         herald::templates::Templates::load(&site.templates_dir(), chrono_tz::UTC).unwrap(),
     );
-    let newsletters = Newsletter::all(&site).unwrap();
+    let newsletters = Newsletter::all(&site);
     let s = Scheduler {
         issuer: Issuer::new(site, store.clone(), templates),
         newsletters: newsletters.clone(),
@@ -1028,8 +1028,16 @@ fn check_catches_template_typos_and_bad_schedules_and_prints_fire_times() {
     .unwrap();
     let o = p.herald(&["check"]);
     assert_eq!(o.status.code(), Some(2));
+    // Refused as the configuration is read, at the schedule's own line.
+    let line = toml
+        .lines()
+        .position(|l| l.contains("0 7 * * Fri"))
+        .unwrap()
+        + 1;
     assert!(
-        stderr(&o).contains("newsletter \"weekly\": schedule"),
+        stderr(&o).contains(&format!(
+            "herald.toml:{line}: \"0 7 * * Fri 2027 extra\": 7 fields"
+        )),
         "{}",
         stderr(&o)
     );

@@ -16,6 +16,9 @@ mod articles;
 mod browser;
 /// The `herald` binary: init, check, build, exit codes, messages.
 mod cli;
+/// Configuration read once: what `herald check` accepts is what `herald run` uses; the
+/// confirmation email composed like a digest (DKIM, envelope sender).
+mod config;
 /// `herald run`: rebuilding on file changes (not on reads) and when scheduled articles fall
 /// due, logging problems once, restarting tasks that panic.
 mod daemon;

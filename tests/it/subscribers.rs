@@ -875,6 +875,7 @@ async fn a_confirmation_email_waits_out_a_temporary_failure() {
             herald::templates::Templates::load(&site.templates_dir(), chrono_tz::UTC).unwrap(),
         ),
         transport: transport.clone(),
+        composer: std::sync::Arc::new(herald::mail::message::Composer::new(&site).unwrap()),
         wake: Default::default(),
     };
     let mut sender = Sender::new(transport, Duration::from_secs(10));
@@ -889,7 +890,9 @@ async fn a_confirmation_email_waits_out_a_temporary_failure() {
     );
     smtp.set_faults(Faults::default());
     assert_eq!(
-        c.drain(&mut sender, now + chrono::Duration::seconds(61))
+        // The first retry: `mail.retry_base` (1 min) with at most 20% jitter, the policy
+        // digests follow too.
+        c.drain(&mut sender, now + chrono::Duration::seconds(73))
             .await
             .unwrap(),
         1
