@@ -9,7 +9,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
@@ -359,10 +359,131 @@ fn postal_address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
 }
 
 /// `[store]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
+    /// `sqlite://path` or `postgres://user@host/db`; a password only through
+    /// `HERALD_STORE_URL`, which overrides this whole value.
     pub url: String,
+}
+
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &redact_password(&self.url))
+            .finish()
+    }
+}
+
+/// Where the store lives, from `store.url`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// A SQLite file (the embedded default).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database: the whole URL, password included when the environment gave one.
+    Postgres(String),
+}
+
+impl StoreLocation {
+    /// Parses a `store.url`; relative SQLite paths are resolved against `dir`. Errors say
+    /// what is wrong without repeating a password.
+    pub fn parse(url: &str, dir: &Path) -> Result<StoreLocation, String> {
+        let shown = redact_password(url);
+        if let Some(rest) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            let rest = rest.split('?').next().unwrap_or(rest);
+            if rest.is_empty() {
+                return Err(format!("store.url {shown:?} names no file"));
+            }
+            let path = Path::new(rest);
+            return Ok(StoreLocation::Sqlite(if path.is_absolute() {
+                path.to_path_buf()
+            } else {
+                dir.join(path)
+            }));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let u = Url::parse(url)
+                .map_err(|e| format!("store.url {shown:?} is not a valid URL: {e}"))?;
+            if u.host_str().is_none_or(str::is_empty) {
+                return Err(format!("store.url {shown:?} names no host"));
+            }
+            if u.path().trim_start_matches('/').is_empty() {
+                return Err(format!(
+                    "store.url {shown:?} names no database (postgres://user@host/database)"
+                ));
+            }
+            return Ok(StoreLocation::Postgres(url.to_string()));
+        }
+        Err(format!(
+            "store.url {shown:?} must start with sqlite:// or postgres://"
+        ))
+    }
+}
+
+/// What `herald check` and logs may show: the file, or host, port, database and user;
+/// never a password.
+impl fmt::Display for StoreLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreLocation::Sqlite(p) => write!(f, "SQLite file {}", p.display()),
+            StoreLocation::Postgres(url) => match Url::parse(url) {
+                Ok(u) => {
+                    write!(
+                        f,
+                        "PostgreSQL database {:?} on {}",
+                        u.path().trim_start_matches('/'),
+                        u.host_str().unwrap_or("")
+                    )?;
+                    if let Some(port) = u.port() {
+                        write!(f, ":{port}")?;
+                    }
+                    if !u.username().is_empty() {
+                        write!(f, " as {}", u.username())?;
+                    }
+                    Ok(())
+                }
+                Err(_) => write!(f, "PostgreSQL {}", redact_password(url)),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for StoreLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+/// The line of `url = …` in `[store]` (or 1 when the file does not set it).
+fn store_url_line(text: &str) -> usize {
+    let mut in_store = false;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim_start();
+        if t.starts_with('[') {
+            in_store = t.trim_end().trim_end_matches(|c: char| c != ']') == "[store]";
+        } else if in_store && t.starts_with("url") {
+            return i + 1;
+        }
+    }
+    1
+}
+
+fn url_has_password(url: &str) -> bool {
+    Url::parse(url).is_ok_and(|u| u.password().is_some())
+}
+
+/// `url` with its password (if any) replaced by `***`.
+fn redact_password(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
 }
 
 impl Default for StoreConfig {
@@ -657,6 +778,13 @@ impl Config {
         env: &BTreeMap<String, String>,
     ) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
+        if url_has_password(&config.store.url) {
+            return Err(ConfigError(format!(
+                "{}:{}: store.url must not carry a password: put the full URL, password included, in HERALD_STORE_URL",
+                file.display(),
+                store_url_line(text)
+            )));
+        }
         let overrides = env_overrides(env)?;
         if overrides.is_empty() {
             config.validate(file, text)?;
@@ -779,17 +907,12 @@ impl Config {
                 "mail.connections must be between 1 and 64".into(),
             );
         }
-        let url = self.store.url.as_str();
-        if !url.starts_with("sqlite:") {
-            let hint = if url.starts_with("postgres") {
-                " (PostgreSQL support is planned; this build stores in SQLite only)"
-            } else {
-                ""
-            };
-            return fail(
-                "url",
-                format!("store.url {url:?} must start with sqlite://{hint}"),
-            );
+        if let Err(msg) = StoreLocation::parse(&self.store.url, Path::new(".")) {
+            return Err(ConfigError(format!(
+                "{}:{}: {msg}",
+                file.display(),
+                store_url_line(text)
+            )));
         }
         let mut seen = std::collections::HashSet::new();
         for n in &self.newsletters {
@@ -998,25 +1121,10 @@ impl Site {
         self.dir.join("outbox")
     }
 
-    /// The SQLite file behind `store.url`, resolved against the publication folder.
-    pub fn store_path(&self) -> anyhow::Result<PathBuf> {
-        let url = &self.config.store.url;
-        let Some(rest) = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-        else {
-            bail!("store.url {url:?} is not a sqlite:// URL");
-        };
-        let rest = rest.split('?').next().unwrap_or(rest);
-        if rest.is_empty() {
-            bail!("store.url {url:?} names no file");
-        }
-        let path = Path::new(rest);
-        Ok(if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            self.dir.join(path)
-        })
+    /// Where `store.url` (or `HERALD_STORE_URL`) points: a SQLite file resolved against the
+    /// publication folder, or a PostgreSQL database. Every command opens the store from this.
+    pub fn store_location(&self) -> anyhow::Result<StoreLocation> {
+        StoreLocation::parse(&self.config.store.url, &self.dir).map_err(anyhow::Error::msg)
     }
 
     pub fn relative<'a>(&self, path: &'a Path) -> &'a Path {
@@ -1103,6 +1211,51 @@ mod tests {
         let c = Config::parse(MINIMAL, Path::new("herald.toml"), &env).unwrap();
         assert_eq!(c.feeds.items.0, 7);
         assert_eq!(c.http.bind, "0.0.0.0:9000");
+    }
+
+    #[test]
+    fn a_store_password_is_taken_from_the_environment_only() {
+        let text = format!(
+            "{MINIMAL}\n[store]\nurl = \"postgres://herald:hunter2@db.example.com/news\"\n"
+        );
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(
+            e.starts_with("herald.toml:6: store.url must not carry a password"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"), "{e}");
+
+        let text =
+            format!("{MINIMAL}\n[store]\nurl = \"postgres://herald@db.example.com:5433/news\"\n");
+        let env: BTreeMap<String, String> = [(
+            "HERALD_STORE_URL".to_string(),
+            "postgres://herald:hunter2@db.example.com:5433/news".to_string(),
+        )]
+        .into();
+        let c = Config::parse(&text, Path::new("herald.toml"), &env).unwrap();
+        let at = StoreLocation::parse(&c.store.url, Path::new("/site")).unwrap();
+        assert_eq!(
+            at,
+            StoreLocation::Postgres("postgres://herald:hunter2@db.example.com:5433/news".into())
+        );
+        assert_eq!(
+            at.to_string(),
+            "PostgreSQL database \"news\" on db.example.com:5433 as herald"
+        );
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_store_url_error_names_the_store_line() {
+        let text = format!("{MINIMAL}# url = comment\n[store]\nurl = \"mysql://db/news\"\n");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(
+            e.starts_with("herald.toml:6: store.url \"mysql://db/news\" must start with sqlite:// or postgres://"),
+            "{e}"
+        );
+        let text = format!("{MINIMAL}[store]\nurl = \"postgres://db.example.com\"\n");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("names no database"), "{e}");
     }
 
     #[test]

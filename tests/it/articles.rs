@@ -224,7 +224,7 @@ async fn build_within(p: &Publication, secs: u64) -> herald::publish::Build {
             .build()
             .unwrap();
         let build = rt.block_on(async {
-            let store = herald::store::Store::open(&site.store_path().unwrap())
+            let store = herald::store::Store::open(&site.store_location().unwrap())
                 .await
                 .unwrap();
             let build = herald::publish::Publisher::new(site, store.clone())
