@@ -135,7 +135,7 @@ async fn a_fresh_store_mints_the_same_id_for_a_dated_article() {
         "---\ntitle: T\ndate: 2026-05-01T10:00:00Z\n---\nx\n",
     );
     let id = p.build().await.articles[0].id.clone();
-    std::fs::remove_dir_all(p.path().join("subscribers")).unwrap();
+    p.forget_store();
     assert_eq!(p.build().await.articles[0].id, id);
 }
 

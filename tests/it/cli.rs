@@ -125,7 +125,7 @@ fn a_local_base_url_override_does_not_change_the_ids_a_fresh_store_mints() {
     );
     // A production store, fresh, without the override: the dated article's id and the
     // feed's id come out the same.
-    std::fs::remove_dir_all(p.path().join("subscribers")).unwrap();
+    p.forget_store();
     let o = p.herald(&["build"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let production = ids(&p);

@@ -87,6 +87,22 @@ impl Publication {
         build
     }
 
+    /// Throws the store away, so the next command starts with a fresh one: the SQLite
+    /// folder is deleted, or the PostgreSQL database dropped and made again.
+    pub fn forget_store(&self) {
+        match test_database_server() {
+            None => std::fs::remove_dir_all(self.path().join("subscribers")).unwrap(),
+            Some(server) => {
+                let name = database_name(self.path());
+                on_server(
+                    &server,
+                    format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                );
+                on_server(&server, format!("CREATE DATABASE {name}"));
+            }
+        }
+    }
+
     pub fn read(&self, rel: &str) -> Vec<u8> {
         std::fs::read(self.path().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
     }
