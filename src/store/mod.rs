@@ -142,7 +142,6 @@ macro_rules! schema_version {
         }
     }};
 }
-use schema_version;
 
 /// The most bind parameters PostgreSQL takes in one statement.
 pub const MAX_BINDS: usize = 65_535;
