@@ -60,7 +60,7 @@ fn main() {
         let site = Arc::new(
             Site::open_with_env(dir.path(), std::iter::empty::<(String, String)>()).unwrap(),
         );
-        let store = Store::open(&site.store_path().unwrap()).await.unwrap();
+        let store = Store::open(&site.store_location().unwrap()).await.unwrap();
         let ids = vec!["weekly".to_string(), "daily".to_string()];
 
         let t = Instant::now();

@@ -90,7 +90,7 @@ async fn run(dir: &Path, n: usize) {
     println!("baseline (read every article file): {}", ms(baseline));
 
     reset_peak();
-    let store = Store::open(&site.store_path().unwrap()).await.unwrap();
+    let store = Store::open(&site.store_location().unwrap()).await.unwrap();
     let t = Instant::now();
     let build = Publisher::new(site.clone(), store.clone())
         .build(Utc::now())

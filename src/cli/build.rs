@@ -14,7 +14,7 @@ use crate::store::Store;
 
 pub async fn run(site: Arc<Site>) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let store = Store::open(&site.store_path()?).await?;
+    let store = Store::open(&site.store_location()?).await?;
     let mut publisher = Publisher::new(site.clone(), store.clone());
     let build = publisher.build(Utc::now()).await?;
     store.close().await;

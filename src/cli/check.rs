@@ -67,6 +67,28 @@ pub fn run(site: &Site) -> anyhow::Result<ExitCode> {
         cfg.site.base_url.0
     );
 
+    // The store: which one, and whether it answers (nothing is created or migrated here).
+    match site.store_location() {
+        Ok(location) => {
+            let probe = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(crate::store::Store::probe(&location)));
+            match probe {
+                Ok(state) => println!("store: {location}: {state}"),
+                Err(e) => {
+                    eprintln!("store: {location}: {e:#}");
+                    errors += 1;
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("store: {e:#}");
+            errors += 1;
+        }
+    }
+
     let mut library = Library::for_site(site);
     let scan = library.scan();
     for p in &scan.problems {

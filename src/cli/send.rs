@@ -56,7 +56,7 @@ async fn setup(site: Arc<Site>, id: &str) -> anyhow::Result<Setup> {
         })?;
     let templates = Templates::load(&site.templates_dir(), site.config.site.timezone.0)
         .map_err(|e| BadInput(e.join("\n")))?;
-    let store = Store::open(&site.store_path()?).await?;
+    let store = Store::open(&site.store_location()?).await?;
     let build = Publisher::new(site.clone(), store.clone())
         .build(Utc::now())
         .await?;

@@ -9,7 +9,7 @@ use crate::config::Site;
 use crate::store::Store;
 
 pub async fn run(site: Arc<Site>) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&site.store_path()?).await?;
+    let store = Store::open(&site.store_location()?).await?;
     let counts = store.issue_counts(None, 20, Utc::now()).await?;
     let subscribers = store.subscriber_counts().await?;
     store.close().await;

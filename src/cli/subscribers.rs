@@ -46,7 +46,7 @@ pub enum Command {
 }
 
 pub async fn run(site: Arc<Site>, cmd: Command) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&site.store_path()?).await?;
+    let store = Store::open(&site.store_location()?).await?;
     let result = dispatch(&site, &store, cmd).await;
     store.close().await;
     result

@@ -47,6 +47,49 @@ const NOT_OVERRIDES: &[&str] = &[
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
+/// Where the store lives, resolved from `store.url`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// A SQLite file (the embedded default).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database: the whole URL, password included when the environment gave one.
+    Postgres(String),
+}
+
+/// What `herald check` and logs may show: the file, or host, port, database and user;
+/// never a password.
+impl fmt::Display for StoreLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreLocation::Sqlite(p) => write!(f, "SQLite file {}", p.display()),
+            StoreLocation::Postgres(url) => match url::Url::parse(url) {
+                Ok(u) => {
+                    write!(
+                        f,
+                        "PostgreSQL database {:?} on {}",
+                        u.path().trim_start_matches('/'),
+                        u.host_str().unwrap_or("")
+                    )?;
+                    if let Some(port) = u.port() {
+                        write!(f, ":{port}")?;
+                    }
+                    if !u.username().is_empty() {
+                        write!(f, " as {}", u.username())?;
+                    }
+                    Ok(())
+                }
+                Err(_) => write!(f, "PostgreSQL {}", sections::redact_password(url)),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for StoreLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
 impl Config {
     /// Parses `text` (the contents of `file`, used only for messages), then applies the
     /// `HERALD_*` overrides found in `env`.
@@ -57,7 +100,27 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
         config.validate(file, text)?;
-        let overrides = env_overrides(env)?;
+        let mut overrides = env_overrides(env)?;
+        // HERALD_STORE_URL is the one place a store password may come from: it is checked
+        // on its own, with passwords allowed, and set after the merge below.
+        let store_url = match overrides
+            .iter()
+            .position(|o| o.1 == "store" && o.2 == "url")
+        {
+            Some(i) => {
+                let (var, _, _, value) = overrides.remove(i);
+                let raw = value
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or(value.to_string());
+                Some(StoreUrl::parse(&raw, true).map_err(|e| ConfigError(format!("{var}: {e}")))?)
+            }
+            None => None,
+        };
+        let mut config = config;
+        if let Some(url) = &store_url {
+            config.store.url = url.clone();
+        }
         if overrides.is_empty() {
             return Ok(config.finish());
         }
@@ -88,6 +151,9 @@ impl Config {
             ))
         })?;
         config.site.written_host = Some(written_host);
+        if let Some(url) = store_url {
+            config.store.url = url;
+        }
         Ok(config.finish())
     }
 
@@ -337,13 +403,19 @@ impl Site {
         self.dir.join("outbox")
     }
 
-    /// The SQLite file behind `store.url`, resolved against the publication folder.
-    pub fn store_path(&self) -> anyhow::Result<PathBuf> {
-        let path = Path::new(self.config.store.url.sqlite_file());
-        Ok(if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            self.dir.join(path)
+    /// Where `store.url` (or `HERALD_STORE_URL`) points: a SQLite file resolved against the
+    /// publication folder, or a PostgreSQL database. Every command opens the store from this.
+    pub fn store_location(&self) -> anyhow::Result<StoreLocation> {
+        Ok(match &self.config.store.url {
+            StoreUrl::Postgres(url) => StoreLocation::Postgres(url.clone()),
+            sqlite => {
+                let path = Path::new(sqlite.sqlite_file().unwrap_or_default());
+                StoreLocation::Sqlite(if path.is_absolute() {
+                    path.to_path_buf()
+                } else {
+                    self.dir.join(path)
+                })
+            }
         })
     }
 
@@ -510,6 +582,63 @@ mod tests {
         let e = parse(text).unwrap_err();
         assert_eq!(line(&e), 7, "{}", e.0);
         assert!(e.0.contains("sqlite://"), "{}", e.0);
+    }
+
+    #[test]
+    fn a_store_password_is_taken_from_the_environment_only() {
+        let text = format!(
+            "{MINIMAL}\n[store]\nurl = \"postgres://herald:hunter2@db.example.com/news\"\n"
+        );
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(
+            e.starts_with("herald.toml:6:") && e.contains("must not carry a password"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"), "{e}");
+
+        let text =
+            format!("{MINIMAL}\n[store]\nurl = \"postgres://herald@db.example.com:5433/news\"\n");
+        for extra in [None, Some(("HERALD_HTTP_BIND", "127.0.0.1:9999"))] {
+            let mut env: BTreeMap<String, String> = [(
+                "HERALD_STORE_URL".to_string(),
+                "postgres://herald:hunter2@db.example.com:5433/news".to_string(),
+            )]
+            .into();
+            if let Some((k, v)) = extra {
+                env.insert(k.into(), v.into());
+            }
+            let c = Config::parse(&text, Path::new("herald.toml"), &env).unwrap();
+            let site = Site {
+                dir: PathBuf::from("/site"),
+                config: c.clone(),
+            };
+            let at = site.store_location().unwrap();
+            assert_eq!(
+                at,
+                StoreLocation::Postgres(
+                    "postgres://herald:hunter2@db.example.com:5433/news".into()
+                )
+            );
+            assert_eq!(
+                at.to_string(),
+                "PostgreSQL database \"news\" on db.example.com:5433 as herald"
+            );
+            assert!(!format!("{c:?}").contains("hunter2"));
+        }
+    }
+
+    #[test]
+    fn a_postgres_store_url_names_a_host_and_a_database() {
+        let e = parse(&format!(
+            "{MINIMAL}[store]\nurl = \"postgres://db.example.com\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(line(&e), 5, "{}", e.0);
+        assert!(e.0.contains("names no database"), "{}", e.0);
+        let env: BTreeMap<String, String> =
+            [("HERALD_STORE_URL".to_string(), "mysql://db/x".to_string())].into();
+        let e = Config::parse(MINIMAL, Path::new("herald.toml"), &env).unwrap_err();
+        assert!(e.0.starts_with("HERALD_STORE_URL: "), "{}", e.0);
     }
 
     #[test]

@@ -321,50 +321,91 @@ fn per_minute<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     .map(|n| n as u32)
 }
 
-/// `store.url`: where subscribers and the ledger live.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `store.url`: where subscribers and the ledger live. A password may come only from
+/// `HERALD_STORE_URL` ([`StoreUrl::parse`] with `password_allowed`), never from herald.toml.
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreUrl {
     /// `sqlite://path` (relative to the publication folder) or `sqlite:path`, as written.
     Sqlite(String),
+    /// `postgres://user@host[:port]/database`, password included when the environment gave
+    /// one.
+    Postgres(String),
 }
 
 impl StoreUrl {
     pub fn as_str(&self) -> &str {
         match self {
-            StoreUrl::Sqlite(s) => s,
+            StoreUrl::Sqlite(s) | StoreUrl::Postgres(s) => s,
         }
     }
 
     /// The file a `sqlite:` URL names (before resolving against the publication folder).
-    pub fn sqlite_file(&self) -> &str {
-        let StoreUrl::Sqlite(url) = self;
+    pub fn sqlite_file(&self) -> Option<&str> {
+        let StoreUrl::Sqlite(url) = self else {
+            return None;
+        };
         let rest = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
             .unwrap_or(url);
-        rest.split('?').next().unwrap_or(rest)
+        Some(rest.split('?').next().unwrap_or(rest))
     }
 
-    pub fn parse(url: &str) -> Result<StoreUrl, String> {
-        if !url.starts_with("sqlite:") {
-            let hint = if url.starts_with("postgres") {
-                " (PostgreSQL support is planned; this build stores in SQLite only)"
-            } else {
-                ""
-            };
-            return Err(format!("store.url {url:?} must start with sqlite://{hint}"));
+    /// Checks a store URL; errors never repeat a password.
+    pub fn parse(url: &str, password_allowed: bool) -> Result<StoreUrl, String> {
+        let shown = redact_password(url);
+        if url.starts_with("sqlite:") {
+            let store = StoreUrl::Sqlite(url.to_string());
+            if store.sqlite_file().is_none_or(str::is_empty) {
+                return Err(format!("store.url {shown:?} names no file"));
+            }
+            return Ok(store);
         }
-        let store = StoreUrl::Sqlite(url.to_string());
-        if store.sqlite_file().is_empty() {
-            return Err(format!("store.url {url:?} names no file"));
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let u = url::Url::parse(url)
+                .map_err(|e| format!("store.url {shown:?} is not a valid URL: {e}"))?;
+            if u.host_str().is_none_or(str::is_empty) {
+                return Err(format!("store.url {shown:?} names no host"));
+            }
+            if u.path().trim_start_matches('/').is_empty() {
+                return Err(format!(
+                    "store.url {shown:?} names no database (postgres://user@host/database)"
+                ));
+            }
+            if u.password().is_some() && !password_allowed {
+                return Err(
+                    "store.url must not carry a password: put the full URL, password included, in HERALD_STORE_URL".into(),
+                );
+            }
+            return Ok(StoreUrl::Postgres(url.to_string()));
         }
-        Ok(store)
+        Err(format!(
+            "store.url {shown:?} must start with sqlite:// or postgres://"
+        ))
+    }
+}
+
+/// Never shows a password.
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", redact_password(self.as_str()))
+    }
+}
+
+/// `url` with its password (if any) replaced by `***`.
+pub fn redact_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
     }
 }
 
 impl<'de> Deserialize<'de> for StoreUrl {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        StoreUrl::parse(&s).map_err(D::Error::custom)
+        StoreUrl::parse(&s, false).map_err(D::Error::custom)
     }
 }

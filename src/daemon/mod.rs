@@ -93,7 +93,7 @@ pub async fn run_with(
     // Watch before the first build, so no change made while it runs goes unnoticed.
     let (watch, events) = ArticleWatch::start(&site.dir, &site.articles_dir(), &options);
     let watch = Arc::new(Mutex::new(watch));
-    let store = Store::open(&site.store_path()?).await?;
+    let store = Store::open(&site.store_location()?).await?;
     let templates = Arc::new(
         Templates::load(&site.templates_dir(), site.config.site.timezone.0).map_err(|errors| {
             crate::error::BadInput(format!("templates:\n  {}", errors.join("\n  ")))

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{Store, from_ms, to_ms};
+use super::{Store, from_ms, to_ms, with_db};
 
 /// One article as the store remembers it, keyed by slug.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,53 +29,58 @@ struct Row {
 impl Store {
     /// Every article herald has ever seen, by slug.
     pub async fn article_index(&self) -> anyhow::Result<HashMap<String, IndexRow>> {
-        let rows: Vec<Row> =
-            sqlx::query_as("SELECT slug, id, source, first_seen_ms, content_hash FROM articles")
-                .fetch_all(&self.read)
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                (
-                    r.slug.clone(),
-                    IndexRow {
-                        slug: r.slug,
-                        id: r.id,
-                        source: r.source,
-                        first_seen: from_ms(r.first_seen_ms),
-                        content_hash: r.content_hash,
-                    },
-                )
-            })
-            .collect())
+        with_db!(self, |write, read, pg| {
+            let rows: Vec<Row> = sqlx::query_as(
+                "SELECT slug, id, source, first_seen_ms, content_hash FROM articles",
+            )
+            .fetch_all(read)
+            .await?;
+            Ok(rows
+                .into_iter()
+                .map(|r| {
+                    (
+                        r.slug.clone(),
+                        IndexRow {
+                            slug: r.slug,
+                            id: r.id,
+                            source: r.source,
+                            first_seen: from_ms(r.first_seen_ms),
+                            content_hash: r.content_hash,
+                        },
+                    )
+                })
+                .collect())
+        })
     }
 
     /// Inserts new rows and updates changed ones, in one transaction. `first_seen` of an
     /// existing row is never moved.
     pub async fn save_articles(&self, rows: &[IndexRow], now: DateTime<Utc>) -> anyhow::Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.write.begin().await?;
-        for r in rows {
-            sqlx::query(
-                "INSERT INTO articles (slug, id, source, first_seen_ms, content_hash, changed_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (slug) DO UPDATE SET
-                     id = excluded.id, source = excluded.source,
-                     content_hash = excluded.content_hash, changed_ms = excluded.changed_ms",
-            )
-            .bind(&r.slug)
-            .bind(&r.id)
-            .bind(&r.source)
-            .bind(to_ms(r.first_seen))
-            .bind(&r.content_hash)
-            .bind(to_ms(now))
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        with_db!(self, |write, read, pg| {
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let mut tx = write.begin().await?;
+            for r in rows {
+                sqlx::query(
+                    "INSERT INTO articles (slug, id, source, first_seen_ms, content_hash, changed_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (slug) DO UPDATE SET
+                         id = excluded.id, source = excluded.source,
+                         content_hash = excluded.content_hash, changed_ms = excluded.changed_ms",
+                )
+                .bind(&r.slug)
+                .bind(&r.id)
+                .bind(&r.source)
+                .bind(to_ms(r.first_seen))
+                .bind(&r.content_hash)
+                .bind(to_ms(now))
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// The permanent id and creation time of each feed key, minting `(key, id)` pairs that
@@ -85,42 +90,44 @@ impl Store {
         wanted: &[(String, String)],
         now: DateTime<Utc>,
     ) -> anyhow::Result<HashMap<String, (String, DateTime<Utc>)>> {
-        let existing: Vec<(String, String, i64)> =
-            sqlx::query_as("SELECT key, id, created_ms FROM feeds")
-                .fetch_all(&self.read)
-                .await?;
-        let mut out: HashMap<String, (String, DateTime<Utc>)> = existing
-            .into_iter()
-            .map(|(k, id, ms)| (k, (id, from_ms(ms))))
-            .collect();
-        let missing: Vec<&(String, String)> = wanted
-            .iter()
-            .filter(|(k, _)| !out.contains_key(k))
-            .collect();
-        if !missing.is_empty() {
-            let mut tx = self.write.begin().await?;
-            for (key, id) in missing {
-                sqlx::query(
-                    "INSERT INTO feeds (key, id, created_ms) VALUES ($1, $2, $3)
-                     ON CONFLICT (key) DO NOTHING",
-                )
-                .bind(key)
-                .bind(id)
-                .bind(to_ms(now))
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            let all: Vec<(String, String, i64)> =
+        with_db!(self, |write, read, pg| {
+            let existing: Vec<(String, String, i64)> =
                 sqlx::query_as("SELECT key, id, created_ms FROM feeds")
-                    .fetch_all(&self.write)
+                    .fetch_all(read)
                     .await?;
-            out = all
+            let mut out: HashMap<String, (String, DateTime<Utc>)> = existing
                 .into_iter()
                 .map(|(k, id, ms)| (k, (id, from_ms(ms))))
                 .collect();
-        }
-        Ok(out)
+            let missing: Vec<&(String, String)> = wanted
+                .iter()
+                .filter(|(k, _)| !out.contains_key(k))
+                .collect();
+            if !missing.is_empty() {
+                let mut tx = write.begin().await?;
+                for (key, id) in missing {
+                    sqlx::query(
+                        "INSERT INTO feeds (key, id, created_ms) VALUES ($1, $2, $3)
+                         ON CONFLICT (key) DO NOTHING",
+                    )
+                    .bind(key)
+                    .bind(id)
+                    .bind(to_ms(now))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                let all: Vec<(String, String, i64)> =
+                    sqlx::query_as("SELECT key, id, created_ms FROM feeds")
+                        .fetch_all(write)
+                        .await?;
+                out = all
+                    .into_iter()
+                    .map(|(k, id, ms)| (k, (id, from_ms(ms))))
+                    .collect();
+            }
+            Ok(out)
+        })
     }
 }
 
@@ -138,23 +145,25 @@ pub struct FeedStamp {
 impl Store {
     /// Every feed file's stamp, by path.
     pub async fn feed_stamps(&self) -> anyhow::Result<HashMap<String, FeedStamp>> {
-        let rows: Vec<(String, String, i64, i64)> =
-            sqlx::query_as("SELECT path, content_hash, entries, modified_ms FROM feed_files")
-                .fetch_all(&self.read)
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(path, hash, entries, ms)| {
-                (
-                    path,
-                    FeedStamp {
-                        hash,
-                        entries,
-                        modified: from_ms(ms),
-                    },
-                )
-            })
-            .collect())
+        with_db!(self, |write, read, pg| {
+            let rows: Vec<(String, String, i64, i64)> =
+                sqlx::query_as("SELECT path, content_hash, entries, modified_ms FROM feed_files")
+                    .fetch_all(read)
+                    .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(path, hash, entries, ms)| {
+                    (
+                        path,
+                        FeedStamp {
+                            hash,
+                            entries,
+                            modified: from_ms(ms),
+                        },
+                    )
+                })
+                .collect())
+        })
     }
 
     /// Records `(path, hash, entries)` of feed files as built at `now` (whole seconds): a
@@ -168,60 +177,64 @@ impl Store {
         files: &[(String, String, i64)],
         now: DateTime<Utc>,
     ) -> anyhow::Result<HashMap<String, FeedStamp>> {
-        let mut out = HashMap::new();
-        if files.is_empty() {
-            return Ok(out);
-        }
-        let mut tx = self.write.begin().await?;
-        for (path, hash, entries) in files {
-            sqlx::query(
-                "INSERT INTO feed_files (path, content_hash, entries, modified_ms)
-                 VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (path) DO UPDATE SET
-                     content_hash = excluded.content_hash, entries = excluded.entries,
-                     modified_ms = CASE WHEN excluded.modified_ms > feed_files.modified_ms
-                                        THEN excluded.modified_ms
-                                        ELSE feed_files.modified_ms + 1000 END
-                 WHERE feed_files.content_hash <> excluded.content_hash",
-            )
-            .bind(path)
-            .bind(hash)
-            .bind(entries)
-            .bind(to_ms(now))
-            .execute(&mut *tx)
-            .await?;
-            let (hash, entries, ms): (String, i64, i64) = sqlx::query_as(
-                "SELECT content_hash, entries, modified_ms FROM feed_files WHERE path = $1",
-            )
-            .bind(path)
-            .fetch_one(&mut *tx)
-            .await?;
-            out.insert(
-                path.clone(),
-                FeedStamp {
-                    hash,
-                    entries,
-                    modified: from_ms(ms),
-                },
-            );
-        }
-        tx.commit().await?;
-        Ok(out)
+        with_db!(self, |write, read, pg| {
+            let mut out = HashMap::new();
+            if files.is_empty() {
+                return Ok(out);
+            }
+            let mut tx = write.begin().await?;
+            for (path, hash, entries) in files {
+                sqlx::query(
+                    "INSERT INTO feed_files (path, content_hash, entries, modified_ms)
+                     VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (path) DO UPDATE SET
+                         content_hash = excluded.content_hash, entries = excluded.entries,
+                         modified_ms = CASE WHEN excluded.modified_ms > feed_files.modified_ms
+                                            THEN excluded.modified_ms
+                                            ELSE feed_files.modified_ms + 1000 END
+                     WHERE feed_files.content_hash <> excluded.content_hash",
+                )
+                .bind(path)
+                .bind(hash)
+                .bind(entries)
+                .bind(to_ms(now))
+                .execute(&mut *tx)
+                .await?;
+                let (hash, entries, ms): (String, i64, i64) = sqlx::query_as(
+                    "SELECT content_hash, entries, modified_ms FROM feed_files WHERE path = $1",
+                )
+                .bind(path)
+                .fetch_one(&mut *tx)
+                .await?;
+                out.insert(
+                    path.clone(),
+                    FeedStamp {
+                        hash,
+                        entries,
+                        modified: from_ms(ms),
+                    },
+                );
+            }
+            tx.commit().await?;
+            Ok(out)
+        })
     }
 
     /// Forgets feed files that are no longer built.
     pub async fn forget_feed_files(&self, paths: &[String]) -> anyhow::Result<()> {
-        if paths.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.write.begin().await?;
-        for path in paths {
-            sqlx::query("DELETE FROM feed_files WHERE path = $1")
-                .bind(path)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        with_db!(self, |write, read, pg| {
+            if paths.is_empty() {
+                return Ok(());
+            }
+            let mut tx = write.begin().await?;
+            for path in paths {
+                sqlx::query("DELETE FROM feed_files WHERE path = $1")
+                    .bind(path)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 }

@@ -135,7 +135,7 @@ async fn a_fresh_store_mints_the_same_id_for_a_dated_article() {
         "---\ntitle: T\ndate: 2026-05-01T10:00:00Z\n---\nx\n",
     );
     let id = p.build().await.articles[0].id.clone();
-    std::fs::remove_dir_all(p.path().join("subscribers")).unwrap();
+    p.forget_store();
     assert_eq!(p.build().await.articles[0].id, id);
 }
 
@@ -224,7 +224,7 @@ async fn build_within(p: &Publication, secs: u64) -> herald::publish::Build {
             .build()
             .unwrap();
         let build = rt.block_on(async {
-            let store = herald::store::Store::open(&site.store_path().unwrap())
+            let store = herald::store::Store::open(&site.store_location().unwrap())
                 .await
                 .unwrap();
             let build = herald::publish::Publisher::new(site, store.clone())

@@ -484,7 +484,7 @@ async fn every_page_passes_axe_at_phone_and_desktop_widths_through_sign_up_and_l
     b.wait_for_text("You are already subscribed").await;
     problems.extend(b.audit("confirm-link-again", &axe).await);
 
-    let store = herald::store::Store::open(&p.site().store_path().unwrap())
+    let store = herald::store::Store::open(&p.site().store_location().unwrap())
         .await
         .unwrap();
     let email = herald::subscribers::Email::parse("browser@example.org").unwrap();

@@ -125,7 +125,7 @@ fn a_local_base_url_override_does_not_change_the_ids_a_fresh_store_mints() {
     );
     // A production store, fresh, without the override: the dated article's id and the
     // feed's id come out the same.
-    std::fs::remove_dir_all(p.path().join("subscribers")).unwrap();
+    p.forget_store();
     let o = p.herald(&["build"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let production = ids(&p);
@@ -208,4 +208,59 @@ fn run_stops_cleanly_on_sigterm() {
     child.line(EXIT, |l| l.contains("shutting down"));
     let status = child.wait(EXIT);
     assert_eq!(status.code(), Some(0), "{}", child.log());
+}
+
+#[test]
+fn check_names_the_store_and_whether_it_answers() {
+    let p = Publication::new();
+    let o = p.herald(&["build"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = p.herald(&["check"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("store: "))
+        .unwrap_or_else(|| panic!("no store line in {out}"));
+    match super::helpers::test_database_server() {
+        None => assert!(
+            line.contains("SQLite file")
+                && line.contains("herald.db")
+                && line.ends_with("reachable, schema up to date"),
+            "{line}"
+        ),
+        Some(_) => assert!(
+            line.starts_with("store: PostgreSQL database \"herald_test_")
+                && line.contains(" on 127.0.0.1:")
+                && line.ends_with("reachable, schema up to date"),
+            "{line}"
+        ),
+    }
+
+    // A PostgreSQL server nobody listens on: a check problem, exit 2, no password shown.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let o = super::helpers::herald_command(p.path())
+        .env(
+            "HERALD_STORE_URL",
+            format!("postgres://herald:hunter2@127.0.0.1:{port}/news"),
+        )
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "store: PostgreSQL database \"news\" on 127.0.0.1:{port} as herald: cannot connect"
+        )),
+        "{err}"
+    );
+    assert!(
+        !err.contains("hunter2") && !stdout(&o).contains("hunter2"),
+        "{err}"
+    );
 }

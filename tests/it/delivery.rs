@@ -89,7 +89,7 @@ pub(super) async fn publication_with(toml: &str, csv: &str) -> Publication {
         &format!("---\ntitle: Weather & tides\ndate: {yesterday}\n---\nGales, then calm.\n"),
     );
     let site = p.site();
-    let store = Store::open(&site.store_path().unwrap()).await.unwrap();
+    let store = Store::open(&site.store_location().unwrap()).await.unwrap();
     let configured: Vec<String> = site
         .config
         .newsletters
@@ -114,7 +114,7 @@ pub(super) async fn publication_with(toml: &str, csv: &str) -> Publication {
 /// Makes the issue of `weekly` now, in-process; returns (store, issue id).
 pub(super) async fn make_issue(p: &Publication) -> (Store, i64) {
     let site = p.site();
-    let store = Store::open(&site.store_path().unwrap()).await.unwrap();
+    let store = Store::open(&site.store_location().unwrap()).await.unwrap();
     let build = herald::publish::Publisher::new(site.clone(), store.clone())
         .build(Utc::now())
         .await
@@ -532,7 +532,7 @@ async fn kill_9_mid_send_loses_nothing_and_duplicates_only_in_flight_rows() {
     let p = publication(n, 2000, connections).await;
     let smtp = SmtpServer::start();
     let site = p.site();
-    let store = Store::open(&site.store_path().unwrap()).await.unwrap();
+    let store = Store::open(&site.store_location().unwrap()).await.unwrap();
     let kills = 3;
     let mut in_flight = 0;
     for round in 0..kills {
@@ -650,7 +650,7 @@ async fn sigterm_mid_send_finishes_in_flight_mail_and_a_restart_sends_the_rest()
         "an interrupted send says so in its exit status"
     );
     let site = p.site();
-    let store = Store::open(&site.store_path().unwrap()).await.unwrap();
+    let store = Store::open(&site.store_location().unwrap()).await.unwrap();
     let c = counts(&store, None).await;
     assert_eq!(c.sending, 0, "nothing is left leased: {c:?}");
     assert!(
@@ -689,7 +689,7 @@ async fn scheduler(p: &Publication, schedule: &str, extra: &str) -> (Scheduler, 
     }
     std::fs::write(p.path().join("herald.toml"), toml).unwrap();
     let site = p.site();
-    let store = Store::open(&site.store_path().unwrap()).await.unwrap();
+    let store = Store::open(&site.store_location().unwrap()).await.unwrap();
     let build = herald::publish::Publisher::new(site.clone(), store.clone())
         .build(Utc::now())
         .await
@@ -885,7 +885,7 @@ async fn the_daemon_fires_a_schedule_and_puts_the_digest_in_the_outbox() {
     let d = Daemon::start(&p).await;
     // Subscribe after start so the first issue has a recipient, then publish an article.
     let site = p.site();
-    let store = Store::open(&site.store_path().unwrap()).await.unwrap();
+    let store = Store::open(&site.store_location().unwrap()).await.unwrap();
     let email = herald::subscribers::Email::parse("reader@example.org").unwrap();
     let ev = herald::subscribers::Evidence {
         source: "test".into(),

@@ -29,7 +29,7 @@ async fn subscribe(p: &Publication, emails: &[&str]) {
         csv.push_str(&format!("{e},{name},weekly,confirmed\n"));
     }
     let site = p.site();
-    let store = Store::open(&site.store_path().unwrap()).await.unwrap();
+    let store = Store::open(&site.store_location().unwrap()).await.unwrap();
     herald::subscribers::import::import(
         &store,
         csv.as_bytes(),
@@ -426,7 +426,7 @@ async fn the_archive_issue_page_names_no_one_and_offers_a_subscribe_link() {
 
     // An issue stored by the old template, without a web copy.
     let site = p.site();
-    let store = Store::open(&site.store_path().unwrap()).await.unwrap();
+    let store = Store::open(&site.store_location().unwrap()).await.unwrap();
     p.write_bytes("templates/newsletter.html.hbs", OLD_TEMPLATE.as_bytes());
     let templates =
         herald::templates::Templates::load(&site.templates_dir(), chrono_tz::UTC).unwrap();

@@ -39,6 +39,8 @@ impl Publication {
             "[site]\ntitle = \"Test News\"\ndescription = \"Tests & <checks>\"\nbase_url = \"{BASE}\"\ntimezone = \"Europe/Berlin\"\nauthor = {{ name = \"Desk\", email = \"desk@news.example.com\" }}\n{extra}\n"
         );
         std::fs::write(dir.path().join("herald.toml"), toml).unwrap();
+        // On PostgreSQL runs, the publication's own database exists before anything opens it.
+        let _ = store_url_for(dir.path());
         Publication { dir }
     }
 
@@ -76,13 +78,29 @@ impl Publication {
     /// One build with a fresh publisher, as if run at `now`.
     pub async fn build_at(&self, now: chrono::DateTime<Utc>) -> Build {
         let site = self.site();
-        let store = Store::open(&site.store_path().unwrap()).await.unwrap();
+        let store = Store::open(&site.store_location().unwrap()).await.unwrap();
         let build = Publisher::new(site, store.clone())
             .build(now)
             .await
             .unwrap();
         store.close().await;
         build
+    }
+
+    /// Throws the store away, so the next command starts with a fresh one: the SQLite
+    /// folder is deleted, or the PostgreSQL database dropped and made again.
+    pub fn forget_store(&self) {
+        match test_database_server() {
+            None => std::fs::remove_dir_all(self.path().join("subscribers")).unwrap(),
+            Some(server) => {
+                let name = database_name(self.path());
+                on_server(
+                    &server,
+                    format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                );
+                on_server(&server, format!("CREATE DATABASE {name}"));
+            }
+        }
     }
 
     pub fn read(&self, rel: &str) -> Vec<u8> {
@@ -100,6 +118,75 @@ impl Publication {
     }
 }
 
+/// A publication's PostgreSQL database is dropped with it.
+impl Drop for Publication {
+    fn drop(&mut self) {
+        if let Some(server) = test_database_server() {
+            let name = database_name(self.path());
+            on_server(
+                &server,
+                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            );
+        }
+    }
+}
+
+/// `HERALD_TEST_DATABASE_URL`: a PostgreSQL server (any database on it) the tests may create
+/// databases on. Unset: every test store is a SQLite file in its publication folder.
+pub fn test_database_server() -> Option<String> {
+    std::env::var("HERALD_TEST_DATABASE_URL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// The store URL a test publication in `dir` uses: None on SQLite runs (herald.toml's
+/// default file); on PostgreSQL runs a database of its own on the test server, made on first
+/// use, passed to herald as `HERALD_STORE_URL` like a deployment would.
+pub fn store_url_for(dir: &Path) -> Option<String> {
+    static MADE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let server = test_database_server()?;
+    let name = database_name(dir);
+    let mut made = MADE.lock().unwrap_or_else(|e| e.into_inner());
+    if !made.contains(&name) {
+        on_server(&server, format!("CREATE DATABASE {name}"));
+        made.push(name.clone());
+    }
+    let mut url = url::Url::parse(&server).expect("HERALD_TEST_DATABASE_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    Some(url.to_string())
+}
+
+/// The database of the publication in `dir` (a name only letters, digits and `_`).
+fn database_name(dir: &Path) -> String {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(dir.as_os_str().as_encoded_bytes());
+    format!("herald_test_{}", &hex::encode(hash)[..20])
+}
+
+/// Runs one statement on the test server, from sync code inside or outside a runtime.
+fn on_server(server: &str, sql: String) {
+    let server = server.to_string();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&server)
+                .await
+                .unwrap_or_else(|e| panic!("HERALD_TEST_DATABASE_URL: {e}"));
+            sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .execute(&mut c)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let _ = c.close().await;
+        })
+    })
+    .join()
+    .expect("test database statement");
+}
+
 pub fn parse_feed(bytes: &[u8]) -> feed_rs::model::Feed {
     feed_rs::parser::Builder::new()
         .sanitize_content(false)
@@ -113,15 +200,20 @@ pub fn parse_feed(bytes: &[u8]) -> feed_rs::model::Feed {
         })
 }
 
-/// The configuration in `dir`, read with an empty environment.
+/// The configuration in `dir`, read with an empty environment (but for the test store's
+/// `HERALD_STORE_URL` on PostgreSQL runs).
 pub fn site_in(dir: &Path) -> Site {
-    Site::open_with_env(dir, std::iter::empty::<(String, String)>()).expect("test config is valid")
+    let env: Vec<(String, String)> = store_url_for(dir)
+        .map(|u| ("HERALD_STORE_URL".to_string(), u))
+        .into_iter()
+        .collect();
+    Site::open_with_env(dir, env).expect("test config is valid")
 }
 
 /// The real `herald` binary on the publication in `dir`, with an environment of its own:
 /// the test's process environment is cleared (an exported `HERALD_SMTP_URL` or
 /// `HERALD_SITE_BASE_URL` must not reach a test), only `PATH`, `HOME` and `TMPDIR` are kept,
-/// and `HERALD_LOG=warn`. A test adds the `HERALD_*` variables it is about with `.env(…)`.
+/// and `HERALD_LOG=warn` (plus `HERALD_STORE_URL` on PostgreSQL runs). A test adds the `HERALD_*` variables it is about with `.env(…)`.
 pub fn herald_command(dir: &Path) -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_herald"));
     c.env_clear();
@@ -129,6 +221,9 @@ pub fn herald_command(dir: &Path) -> std::process::Command {
         if let Some(v) = std::env::var_os(keep) {
             c.env(keep, v);
         }
+    }
+    if let Some(url) = store_url_for(dir) {
+        c.env("HERALD_STORE_URL", url);
     }
     c.env("HERALD_LOG", "warn").arg("--site").arg(dir);
     c

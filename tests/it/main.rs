@@ -42,6 +42,8 @@ mod pages;
 mod readers;
 /// The README's delivery promises one by one: recipients, SMTP answers, retries, timeouts, duplicates, connections, rate, stopping, one-click unsubscribe.
 mod sending;
+/// The store's lease contract on the run's backend (SQLite, or PostgreSQL).
+mod store;
 /// Sign-up, confirmation, unsubscription, the admin API, with real SMTP.
 mod subscribers;
 /// Random Unicode, entities, markup and controls through parsing, summaries and feeds.

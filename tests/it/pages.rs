@@ -556,7 +556,7 @@ async fn the_form_says_how_often_each_newsletter_comes() {
 
 /// A subscriber made through the CLI, with an unsubscribe link for `newsletter`.
 async fn subscriber_id(p: &Publication, email: &str) -> i64 {
-    let store = herald::store::Store::open(&p.site().store_path().unwrap())
+    let store = herald::store::Store::open(&p.site().store_location().unwrap())
         .await
         .unwrap();
     let e = herald::subscribers::Email::parse(email).unwrap();

@@ -844,7 +844,7 @@ async fn a_confirmation_email_waits_out_a_temporary_failure() {
     });
     let p = Publication::with_config(NEWSLETTERS);
     let site = p.site();
-    let store = herald::store::Store::open(&site.store_path().unwrap())
+    let store = herald::store::Store::open(&site.store_location().unwrap())
         .await
         .unwrap();
     let email = herald::subscribers::Email::parse("slow@example.org").unwrap();
@@ -1134,7 +1134,7 @@ async fn a_sign_up_reuses_its_link_only_while_it_is_valid() {
     use herald::store::subscribers::SignUp;
     let p = Publication::with_config(NEWSLETTERS);
     let site = p.site();
-    let store = herald::store::Store::open(&site.store_path().unwrap())
+    let store = herald::store::Store::open(&site.store_location().unwrap())
         .await
         .unwrap();
     let email = herald::subscribers::Email::parse("again@example.org").unwrap();
