@@ -70,11 +70,18 @@ pub fn run(site: &Site) -> anyhow::Result<ExitCode> {
     // The store: which one, and whether it answers (nothing is created or migrated here).
     match site.store_location() {
         Ok(location) => {
-            let probe = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::from)
-                .and_then(|rt| rt.block_on(crate::store::Store::probe(&location)));
+            // On a thread of its own, so that `run` may also be called from async code.
+            let probe = std::thread::scope(|s| {
+                s.spawn(|| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(anyhow::Error::from)
+                        .and_then(|rt| rt.block_on(crate::store::Store::probe(&location)))
+                })
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the store probe failed")))
+            });
             match probe {
                 Ok(state) => println!("store: {location}: {state}"),
                 Err(e) => {
