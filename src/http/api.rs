@@ -180,102 +180,95 @@ async fn show(State(app): State<App>, Path(email): Path<String>) -> Response {
     }
 }
 
-async fn add(State(app): State<App>, body: Bytes) -> Response {
-    let v: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                Some("body"),
-                format!("the body is not valid JSON: {e}"),
-            );
-        }
-    };
-    let Some(obj) = v.as_object() else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            Some("body"),
-            "the body must be a JSON object",
-        );
-    };
-    const FIELDS: [&str; 4] = ["email", "name", "newsletters", "confirmed"];
-    if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            Some(unknown),
-            format!("unknown field `{unknown}` (known: {})", FIELDS.join(", ")),
-        );
+/// The body of `POST /api/subscribers`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddRequest {
+    email: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    newsletters: Option<Vec<String>>,
+    #[serde(default)]
+    confirmed: Option<bool>,
+}
+
+/// Parses a JSON request body into `T`; an error names the field it is about (the path
+/// into the body, such as `newsletters[1]`, or `body` when the body as a whole is wrong).
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, (String, String)> {
+    // serde would also take a struct from a JSON array, by position: refuse that.
+    if let Some(b) = body.iter().find(|b| !b.is_ascii_whitespace())
+        && *b == b'['
+    {
+        return Err(("body".into(), "the body must be a JSON object".into()));
     }
-    let Some(raw_email) = obj.get("email").and_then(Value::as_str) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            Some("email"),
-            "`email` (a string) is required",
-        );
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed: Result<T, _> = serde_path_to_error::deserialize(&mut de);
+    if parsed.is_ok()
+        && let Err(e) = de.end()
+    {
+        return Err(("body".into(), format!("the body is not valid JSON: {e}")));
+    }
+    parsed.map_err(|e| {
+        let message = e.inner().to_string();
+        let path = e.path().to_string();
+        // Missing and unknown fields are reported at the object itself: name them.
+        let named = ["missing field `", "unknown field `"]
+            .iter()
+            .find_map(|p| message.strip_prefix(p))
+            .and_then(|rest| rest.split('`').next())
+            .map(|f| {
+                if path == "." {
+                    f.to_string()
+                } else if path == f || path.ends_with(&format!(".{f}")) {
+                    path.clone()
+                } else {
+                    format!("{path}.{f}")
+                }
+            });
+        let field = match named {
+            Some(f) => f,
+            None if path == "." => "body".to_string(),
+            None => path,
+        };
+        let message = match e.inner().classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                format!("the body is not valid JSON: {message}")
+            }
+            _ => format!("{field}: {message}"),
+        };
+        (field, message)
+    })
+}
+
+async fn add(State(app): State<App>, body: Bytes) -> Response {
+    let req: AddRequest = match parse_body(&body) {
+        Ok(r) => r,
+        Err((field, message)) => return error(StatusCode::BAD_REQUEST, Some(&field), message),
     };
-    let email = match Email::parse(raw_email) {
+    let email = match Email::parse(&req.email) {
         Ok(e) => e,
         Err(e) => return error(StatusCode::BAD_REQUEST, Some("email"), e),
     };
-    let name = match obj.get("name") {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => match clean_name(s) {
-            Ok(n) => n,
-            Err(e) => return error(StatusCode::BAD_REQUEST, Some("name"), e),
-        },
-        Some(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                Some("name"),
-                "`name` must be a string",
-            );
-        }
+    let name = match req.name.as_deref().map(clean_name).transpose() {
+        Ok(n) => n.unwrap_or_default(),
+        Err(e) => return error(StatusCode::BAD_REQUEST, Some("name"), e),
     };
     let configured = app.site().config.newsletter_ids();
-    let newsletters: Vec<String> = match obj.get("newsletters") {
-        None | Some(Value::Null) => configured.clone(),
-        Some(Value::Array(items)) => {
-            let mut out = Vec::new();
-            for i in items {
-                match i.as_str() {
-                    Some(id) if configured.iter().any(|c| c == id) => out.push(id.to_string()),
-                    Some(id) => {
-                        return error(
-                            StatusCode::BAD_REQUEST,
-                            Some("newsletters"),
-                            format!("there is no newsletter {id:?}"),
-                        );
-                    }
-                    None => {
-                        return error(
-                            StatusCode::BAD_REQUEST,
-                            Some("newsletters"),
-                            "`newsletters` must be a list of ids",
-                        );
-                    }
-                }
+    let newsletters: Vec<String> = match req.newsletters {
+        None => configured.clone(),
+        Some(ids) => {
+            if let Some(id) = ids.iter().find(|id| !configured.contains(id)) {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    Some("newsletters"),
+                    format!("newsletters: there is no newsletter {id:?}"),
+                );
             }
-            out
-        }
-        Some(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                Some("newsletters"),
-                "`newsletters` must be a list of ids",
-            );
+            ids
         }
     };
-    let confirmed = match obj.get("confirmed") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                Some("confirmed"),
-                "`confirmed` must be true or false",
-            );
-        }
-    };
+    let confirmed = req.confirmed.unwrap_or(false);
     let ev = Evidence {
         source: "api".into(),
         ip: None,

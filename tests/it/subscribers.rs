@@ -736,10 +736,24 @@ async fn the_admin_api_needs_the_right_token() {
             serde_json::json!({"email": "x@example.org", "newsletters": ["monthly"]}),
             "newsletters",
         ),
+        // A wrong type anywhere in the body is named by its path.
+        (serde_json::json!({"email": 5}), "email"),
+        (
+            serde_json::json!({"email": "x@example.org", "newsletters": [3]}),
+            "newsletters[0]",
+        ),
+        (serde_json::json!(["x@example.org"]), "body"),
     ] {
         let r = add(body).await.unwrap();
         assert_eq!(r.status(), 400);
-        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["field"], field);
+        let v = r.json::<serde_json::Value>().await.unwrap();
+        assert_eq!(v["field"], field, "{v}");
+        if field != "body" {
+            assert!(
+                v["error"].as_str().unwrap().contains(field),
+                "the message names the field too: {v}"
+            );
+        }
     }
 
     let list: serde_json::Value =
