@@ -448,15 +448,7 @@ impl Delivery {
         let Some(until) =
             policy.next_attempt(issue.created, row.attempts, now, rand::random::<f64>())
         else {
-            tracing::warn!(
-                "giving up on {} after {} attempts: {e}",
-                row.email,
-                row.attempts
-            );
-            return Outcome::Failed {
-                code: e.code,
-                error: format!("gave up at the maximum age: {}", e.message),
-            };
+            return give_up(row, e);
         };
         Outcome::Deferred {
             until,
@@ -481,15 +473,7 @@ impl Delivery {
         let deadline = issue.created + max_age;
         let until = (now + chrono::Duration::from_std(delay).unwrap_or_default()).min(deadline);
         if now >= deadline {
-            tracing::warn!(
-                "giving up on {} after {} attempts: {e}",
-                row.email,
-                row.attempts
-            );
-            return Outcome::Failed {
-                code: e.code,
-                error: format!("gave up at the maximum age: {}", e.message),
-            };
+            return give_up(row, e);
         }
         Outcome::Deferred {
             until,
@@ -756,6 +740,19 @@ impl Pacer {
             s.down_until = Some(now + s.down_delay);
         }
         s.down_delay
+    }
+}
+
+/// The outcome of a row that reached `mail.max_age` still failing.
+fn give_up(row: &Leased, e: SendError) -> Outcome {
+    tracing::warn!(
+        "giving up on {} after {} attempts: {e}",
+        row.email,
+        row.attempts
+    );
+    Outcome::Failed {
+        code: e.code,
+        error: format!("gave up at the maximum age: {}", e.message),
     }
 }
 
